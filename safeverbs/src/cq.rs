@@ -1,0 +1,240 @@
+//! Completion queues: where finished work requests are reaped and handed
+//! to the futures waiting for them.
+
+use std::fmt;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use safeverbs_sys as sys;
+
+use crate::completion::RawCompletion;
+use crate::device::Device;
+use crate::qp::QpInner;
+use crate::segment::RawSegment;
+use crate::slots::{Delivered, SlotTable, WrId};
+use crate::{Error, Result};
+
+/// How many completions one `ibv_poll_cq` call reaps at most.
+const POLL_BATCH: usize = 32;
+
+/// Which queue of a queue pair a request was posted to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Queue {
+    Send,
+    Recv,
+}
+
+/// What a posted work request keeps alive until its completion is reaped.
+pub(crate) struct Resources {
+    pub(crate) segment: RawSegment,
+    pub(crate) qp: Arc<QpInner>,
+    pub(crate) queue: Queue,
+}
+
+pub(crate) type Slots = SlotTable<Resources, RawCompletion>;
+
+/// A completion queue. Cheap to clone; queue pairs attached to it keep it
+/// alive.
+#[derive(Clone)]
+pub struct CompletionQueue {
+    pub(crate) inner: Arc<CqInner>,
+}
+
+pub(crate) struct CqInner {
+    cq: *mut sys::ibv_cq,
+    capacity: usize,
+    /// Entries reserved by the queues of attached queue pairs.
+    reserved: AtomicUsize,
+    slots: Mutex<Slots>,
+    /// Completions whose `wr_id` matched no posted request.
+    stale: AtomicU64,
+    _device: Device,
+}
+
+// SAFETY: `ibv_cq` is thread-safe in libibverbs (providers lock their
+// queues); the slot table is behind a mutex; the rest is atomics.
+unsafe impl Send for CqInner {}
+// SAFETY: as above.
+unsafe impl Sync for CqInner {}
+
+impl Drop for CqInner {
+    fn drop(&mut self) {
+        // SAFETY: `cq` came from `ibv_create_cq`; attached queue pairs hold
+        // an `Arc<CqInner>`, so none is left.
+        let rc = unsafe { sys::ibv_destroy_cq(self.cq) };
+        if rc != 0 {
+            tracing::warn!(rc, "ibv_destroy_cq failed");
+        }
+    }
+}
+
+impl fmt::Debug for CompletionQueue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CompletionQueue")
+            .field("capacity", &self.inner.capacity)
+            .field("reserved", &self.inner.reserved.load(Ordering::Relaxed))
+            .field("in_flight", &self.in_flight())
+            .finish()
+    }
+}
+
+impl Device {
+    /// Creates a completion queue with room for at least `entries`
+    /// completions.
+    pub fn create_cq(&self, entries: usize) -> Result<CompletionQueue> {
+        let max = self.limits().max_cqe as usize;
+        if entries == 0 || entries > max {
+            return Err(Error::BadSelection(format!(
+                "a completion queue of {entries} entries is not possible on {} (1..={max})",
+                self.name()
+            )));
+        }
+        // SAFETY: the context is open; no channel, no context pointer.
+        let cq = unsafe {
+            sys::ibv_create_cq(
+                self.inner.ctx,
+                entries as i32,
+                std::ptr::null_mut(),
+                std::ptr::null_mut(),
+                0,
+            )
+        };
+        if cq.is_null() {
+            let mut err = Error::last_os("ibv_create_cq");
+            if let Error::Verb { hint, .. } = &mut err {
+                *hint = Some("the device may be out of completion queues (see DeviceLimits::max_cq)");
+            }
+            return Err(err);
+        }
+        // SAFETY: `cq` is live; the provider may round the size up.
+        let capacity = usize::try_from(unsafe { (*cq).cqe }).unwrap_or(entries).max(entries);
+        Ok(CompletionQueue {
+            inner: Arc::new(CqInner {
+                cq,
+                capacity,
+                reserved: AtomicUsize::new(0),
+                slots: Mutex::new(SlotTable::with_capacity(capacity)),
+                stale: AtomicU64::new(0),
+                _device: self.clone(),
+            }),
+        })
+    }
+}
+
+impl CompletionQueue {
+    /// Number of completions the queue holds.
+    pub fn capacity(&self) -> usize {
+        self.inner.capacity
+    }
+
+    /// Work requests posted through this queue and not yet reaped and
+    /// handed back (abandoned ones included).
+    pub fn in_flight(&self) -> usize {
+        self.inner.slots().live()
+    }
+
+    /// Completions seen whose `wr_id` matched no posted request (should stay
+    /// 0; each one is also logged).
+    pub fn stale_completions(&self) -> u64 {
+        self.inner.stale.load(Ordering::Relaxed)
+    }
+
+    /// Reaps every available completion and wakes the futures waiting for
+    /// them. Returns how many were reaped. Futures call this themselves
+    /// when polled (busy-poll mode); call it to make progress for abandoned
+    /// requests when no future is polled.
+    pub fn poll(&self) -> Result<usize> {
+        self.inner.poll()
+    }
+}
+
+impl CqInner {
+    pub(crate) fn raw(&self) -> *mut sys::ibv_cq {
+        self.cq
+    }
+
+    pub(crate) fn slots(&self) -> MutexGuard<'_, Slots> {
+        // A panic while holding the lock cannot leave the table half
+        // updated (each method finishes its state change before anything
+        // that can panic), so a poisoned lock is still usable.
+        self.slots.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Reserves `n` entries for a queue pair's queue.
+    pub(crate) fn reserve(&self, n: usize) -> Result<()> {
+        let mut current = self.reserved.load(Ordering::Relaxed);
+        loop {
+            let needed = current + n;
+            if needed > self.capacity {
+                return Err(Error::CqTooSmall {
+                    capacity: self.capacity,
+                    attached: current,
+                    requested: n,
+                    needed,
+                });
+            }
+            match self.reserved.compare_exchange(current, needed, Ordering::AcqRel, Ordering::Relaxed)
+            {
+                Ok(_) => return Ok(()),
+                Err(now) => current = now,
+            }
+        }
+    }
+
+    pub(crate) fn unreserve(&self, n: usize) {
+        self.reserved.fetch_sub(n, Ordering::AcqRel);
+    }
+
+    /// Reaps every available completion.
+    pub(crate) fn poll(&self) -> Result<usize> {
+        let mut total = 0;
+        loop {
+            let mut wcs = [sys::ibv_wc::default(); POLL_BATCH];
+            // SAFETY: `cq` is live while `self` is; `wcs` has room for
+            // `POLL_BATCH` entries.
+            let n = unsafe { sys::ibv_poll_cq(self.cq, POLL_BATCH as i32, wcs.as_mut_ptr()) };
+            if n < 0 {
+                return Err(Error::errno("ibv_poll_cq", n));
+            }
+            let n = n as usize;
+            self.deliver(&wcs[..n.min(POLL_BATCH)]);
+            total += n;
+            if n < POLL_BATCH {
+                return Ok(total);
+            }
+        }
+    }
+
+    fn deliver(&self, wcs: &[sys::ibv_wc]) {
+        // Wakers and released resources are collected under the lock and
+        // used after it: waking or dropping a queue pair may re-enter.
+        let mut wake: [Option<std::task::Waker>; POLL_BATCH] = Default::default();
+        let mut release: [Option<Resources>; POLL_BATCH] = Default::default();
+        {
+            let mut slots = self.slots();
+            for (i, wc) in wcs.iter().enumerate() {
+                let id = WrId(wc.wr_id);
+                let completion = RawCompletion::from_wc(wc);
+                match slots.complete(id, completion, |res| res.qp.release_credit(res.queue)) {
+                    Delivered::Wake(w) => wake[i] = w,
+                    Delivered::Release(res) => release[i] = Some(res),
+                    Delivered::Stale => {
+                        self.stale.fetch_add(1, Ordering::Relaxed);
+                        tracing::error!(
+                            wr_id = wc.wr_id,
+                            status = %completion.status,
+                            "completion for an unknown work request ignored"
+                        );
+                        continue;
+                    }
+                }
+            }
+        }
+        for (w, res) in wake.iter_mut().zip(release.iter_mut()) {
+            drop(res.take());
+            if let Some(w) = w.take() {
+                w.wake();
+            }
+        }
+    }
+}

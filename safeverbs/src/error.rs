@@ -1,0 +1,160 @@
+//! The one error type of SafeVerbs.
+//!
+//! Every variant says what failed, with what, and, where there is one, what
+//! to do about it.
+
+use std::io;
+
+use crate::completion::WcStatus;
+use crate::endpoint::{DecodeError, TransportKind};
+use crate::interval::Conflict;
+
+/// What a SafeVerbs call can fail with.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A verb returned an error.
+    #[error("{verb} failed: {source}{}", hint_suffix(*.hint))]
+    Verb {
+        /// The libibverbs function, e.g. `ibv_reg_mr`.
+        verb: &'static str,
+        /// The errno it reported.
+        source: io::Error,
+        /// What to do about it, when something is known to help.
+        hint: Option<&'static str>,
+    },
+    /// No RDMA device could be used.
+    #[error(
+        "no RDMA device found ({0}); to run without an RNIC, use the Soft-RoCE machine: \
+         `softroce/run -- <your program>` (see softroce/README.md)"
+    )]
+    NoDevice(String),
+    /// The device, port or GID asked for does not exist or is not usable.
+    #[error("{0}")]
+    BadSelection(String),
+    /// A new segment would overlap a live read-write one (or a read-write
+    /// segment would overlap anything live).
+    #[error("{0}")]
+    Overlap(#[from] Conflict),
+    /// A range or index lies outside its region.
+    #[error("range {start}..{end} is outside the region of {len} bytes")]
+    OutOfBounds {
+        /// First byte asked for.
+        start: usize,
+        /// One past the last byte asked for.
+        end: usize,
+        /// The size of the region.
+        len: usize,
+    },
+    /// A remote access would go past what the peer granted.
+    #[error(
+        "remote access of {len} bytes at offset {offset} exceeds the peer's grant of {granted} bytes"
+    )]
+    RemoteOutOfBounds {
+        /// Offset into the remote segment.
+        offset: u64,
+        /// Bytes the operation would touch.
+        len: u64,
+        /// Bytes the remote segment grants.
+        granted: u64,
+    },
+    /// The memory may be written by a peer at any time: read it by copy.
+    #[error(
+        "the region is remotely writable: a reference to it could change under the reader; \
+         read it by copy with `Segment::read`/`copy_to`"
+    )]
+    RemotelyWritable,
+    /// A work completion finished with an error status.
+    #[error("work completion failed: {status}{} (vendor error {vendor_err:#x})", status.hint())]
+    Completion {
+        /// The completion status, e.g. `RETRY_EXC_ERR`.
+        status: WcStatus,
+        /// The provider's vendor error code.
+        vendor_err: u32,
+    },
+    /// The queues attached to a completion queue could overrun it.
+    #[error(
+        "completion queue of {capacity} entries is too small: {attached} are already reserved \
+         and this queue pair needs {requested}; create the CQ with at least {needed} entries"
+    )]
+    CqTooSmall {
+        /// Entries of the CQ.
+        capacity: usize,
+        /// Entries already reserved by other queue pairs.
+        attached: usize,
+        /// Entries this queue pair needs.
+        requested: usize,
+        /// The smallest size that would do.
+        needed: usize,
+    },
+    /// A builder was used without a required option.
+    #[error("queue pair builder: {0}")]
+    Builder(&'static str),
+    /// The peer's endpoint could not be decoded.
+    #[error("malformed endpoint from peer: {0}")]
+    Endpoint(#[from] DecodeError),
+    /// The peer's endpoint is well-formed but does not fit this queue pair.
+    #[error(
+        "peer endpoint is for a {remote} queue pair, this one is {local}; both sides must use \
+         the same transport"
+    )]
+    TransportMismatch {
+        /// Our transport.
+        local: TransportKind,
+        /// The peer's transport.
+        remote: TransportKind,
+    },
+    /// The peer declared a different layout.
+    #[error(
+        "peer layout fingerprint {remote:#018x} differs from local {local:#018x} for {what}"
+    )]
+    Fingerprint {
+        /// What the fingerprint covers (a type or connection name).
+        what: &'static str,
+        /// Ours.
+        local: u64,
+        /// The peer's.
+        remote: u64,
+    },
+    /// Reading or writing the out-of-band exchange failed.
+    #[error("endpoint exchange failed: {0}")]
+    Exchange(io::Error),
+    /// Waited too long.
+    #[error("timed out after {0:?} waiting for {1}")]
+    Timeout(std::time::Duration, &'static str),
+}
+
+fn hint_suffix(hint: Option<&'static str>) -> String {
+    hint.map(|h| format!("; {h}")).unwrap_or_default()
+}
+
+/// The result type of SafeVerbs.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    /// An error from `verb`, with the errno it left behind.
+    pub(crate) fn last_os(verb: &'static str) -> Self {
+        Self::errno(verb, io::Error::last_os_error().raw_os_error().unwrap_or(libc::EIO))
+    }
+
+    /// An error from `verb` that returned the errno `code` (positive or
+    /// negative).
+    pub(crate) fn errno(verb: &'static str, code: i32) -> Self {
+        let code = code.abs();
+        let hint = match code {
+            libc::ENOMEM | libc::EAGAIN if verb == "ibv_reg_mr" => Some(
+                "the locked-memory limit (RLIMIT_MEMLOCK) may be too low: raise it with \
+                 `ulimit -l unlimited` or LimitMEMLOCK=infinity",
+            ),
+            libc::ENOMEM => Some("the device or the locked-memory limit ran out of resources"),
+            libc::EPERM | libc::EACCES => Some("run as root or give access to /dev/infiniband/*"),
+            _ => None,
+        };
+        Self::Verb { verb, source: io::Error::from_raw_os_error(code), hint }
+    }
+
+    /// True for a completion flushed because its queue pair went to ERR.
+    pub fn is_flush(&self) -> bool {
+        matches!(self, Self::Completion { status, .. } if *status == WcStatus::WR_FLUSH_ERR)
+    }
+}

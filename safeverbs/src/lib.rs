@@ -1,0 +1,99 @@
+//! SafeVerbs: memory-safe, typed RDMA verbs.
+//!
+//! RDMA lets the NIC read and write registered memory behind the
+//! compiler's back. SafeVerbs keeps one rule: **memory the NIC may touch is
+//! never visible to safe code as an ordinary Rust reference at the same
+//! time.** From it follow the types:
+//!
+//! - [`MemoryRegion<T>`] owns its (page-aligned) memory and holds its
+//!   protection domain alive; only [`RdmaPod`] types go in.
+//! - [`Segment<T, Ro|Rw>`](Segment) is a checked view of part of a region:
+//!   read-only segments may overlap, a read-write one overlaps nothing.
+//! - Posting moves the segment in; the completion hands it back:
+//!   `qp.send(seg).await` is `(Result<Completion>, Segment)`. Using a posted
+//!   buffer is a compile error.
+//! - [`QueuePair<Transport, State>`](QueuePair) has its state in its type:
+//!   `send`/`write`/`read` exist only on `Rts`, `recv` from `Init` on, RDMA
+//!   READ only on `Rc`.
+//! - Dropping a future frees nothing the NIC may still use: resources wait
+//!   in the completion queue's slot table until the completion is reaped.
+//!
+//! # A ping-pong, both sides
+//!
+//! ```no_run
+//! use safeverbs::{exchange, tcp_accept, tcp_connect, Access, Device, Rc};
+//!
+//! # async fn run(server: bool) -> Result<(), Box<dyn std::error::Error>> {
+//! let dev = Device::open_default()?; // or SAFEVERBS_DEVICE=rxe0
+//! let pd = dev.alloc_pd()?;
+//! let cq = dev.create_cq(128)?;
+//! let qp = pd.queue_pair::<Rc>().send_cq(&cq).recv_cq(&cq).build()?;
+//! let buf = pd.register([0u8; 64], Access::local())?;
+//!
+//! let mut stream = if server {
+//!     tcp_accept(&std::net::TcpListener::bind("0.0.0.0:7471")?)?
+//! } else {
+//!     tcp_connect("127.0.0.1:7471")?
+//! };
+//! // Post the receive before connecting, so the peer's send finds it.
+//! let inbox = qp.recv(buf.read_write()?);
+//! let peer = exchange(&mut stream, &qp.endpoint())?;
+//! let qp = qp.connect(&peer)?;
+//!
+//! if server {
+//!     let (done, msg) = inbox.await;
+//!     println!("got {} bytes: {:?}", done?.byte_len, &msg.read()[..5]);
+//!     let (done, _) = qp.send(msg).await; // answer with the same bytes
+//!     done?;
+//! } else {
+//!     let out = pd.register(*b"ping............................................................", Access::local())?;
+//!     let (done, _) = qp.send(out.read_only()?).await;
+//!     done?;
+//!     let (done, reply) = inbox.await;
+//!     done?;
+//!     assert_eq!(&reply.read()[..4], b"ping");
+//! }
+//! # Ok(()) }
+//! ```
+//!
+//! # Running without an RDMA card
+//!
+//! Soft-RoCE (`rdma_rxe`) gives any Linux machine a real verbs device; the
+//! repository's `softroce/run -- <program>` boots a small virtual machine
+//! with it when the host kernel has none.
+#![forbid(clippy::undocumented_unsafe_blocks)]
+
+mod completion;
+mod cq;
+mod device;
+mod endpoint;
+mod error;
+mod exchange;
+mod interval;
+mod mode;
+mod ops;
+mod pd;
+mod pod;
+mod qp;
+mod region;
+mod remote;
+mod segment;
+mod slots;
+mod transport;
+
+pub use completion::{Completion, Opcode, WcStatus};
+pub use cq::CompletionQueue;
+pub use device::{device_names, Device, DeviceLimits, DeviceOptions, GidKind, PortInfo};
+pub use endpoint::{DecodeError, Endpoint, ReadError, TransportKind, ENCODED_LEN, ENDPOINT_VERSION};
+pub use error::{Error, Result};
+pub use exchange::{exchange, tcp_accept, tcp_connect, EXCHANGE_TIMEOUT};
+pub use interval::Conflict;
+pub use mode::{Mode, Ro, Rw};
+pub use ops::Post;
+pub use pd::{Access, ProtectionDomain};
+pub use pod::{RdmaBuf, RdmaPod};
+pub use qp::{QpBuilder, QueuePair, TransitionError};
+pub use region::MemoryRegion;
+pub use remote::{RemoteRegion, RemoteSegment, REMOTE_REGION_LEN};
+pub use segment::Segment;
+pub use transport::{CanRecv, Failed, Init, Rc, Reliable, Rtr, Rts, State, Transport, Uc};

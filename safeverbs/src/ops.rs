@@ -1,0 +1,319 @@
+//! Operations as futures: `send`, `recv`, `write`, `read`.
+//!
+//! Each takes its segment by value and resolves to
+//! `(Result<Completion>, Segment)`. The work request's resources (segment,
+//! queue pair) live in the completion queue's slot table, not in the
+//! future: dropping the future mid-flight abandons them there until the
+//! completion (or the flush) is reaped, and `mem::forget` only leaks.
+
+use std::future::Future;
+use std::marker::PhantomData;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use safeverbs_sys as sys;
+
+use crate::completion::Completion;
+use crate::cq::{CqInner, Queue, Resources};
+use crate::mode::{Mode, Rw};
+use crate::pod::RdmaBuf;
+use crate::qp::{QpInner, QueuePair};
+use crate::remote::RemoteSegment;
+use crate::segment::{RawSegment, Segment};
+use crate::slots::WrId;
+use crate::transport::{CanRecv, Reliable, Rts, Transport};
+use crate::{Error, Result};
+
+/// What to post.
+#[derive(Debug, Clone, Copy)]
+enum Request {
+    Send { imm: Option<u32> },
+    Write { addr: u64, rkey: u32, imm: Option<u32> },
+    Read { addr: u64, rkey: u32 },
+    Recv,
+}
+
+impl Request {
+    fn queue(self) -> Queue {
+        match self {
+            Request::Recv => Queue::Recv,
+            _ => Queue::Send,
+        }
+    }
+}
+
+enum Phase {
+    /// Not posted yet: the queue was full.
+    Waiting { request: Request, segment: RawSegment, qp: Arc<QpInner> },
+    /// Posted; the resources are in `cq`'s slot table under `id`.
+    Posted { cq: Arc<CqInner>, id: WrId },
+    /// Refused before posting.
+    Failed { error: Error, segment: RawSegment },
+    /// The output was taken.
+    Done,
+}
+
+/// A posted (or about to be posted) operation. Resolves to the completion
+/// and the segment, handed back.
+///
+/// Polling it polls its completion queue (busy-poll mode), so it makes
+/// progress on any executor. It is `Send + Sync + 'static`.
+#[must_use = "the operation is posted; await it to get the segment back"]
+pub struct Post<T: ?Sized + RdmaBuf, M: Mode> {
+    phase: Phase,
+    _type: PhantomData<fn() -> Segment<T, M>>,
+}
+
+impl<T: ?Sized + RdmaBuf, M: Mode> std::fmt::Debug for Post<T, M> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let phase = match &self.phase {
+            Phase::Waiting { .. } => "waiting for a queue slot",
+            Phase::Posted { .. } => "posted",
+            Phase::Failed { .. } => "failed",
+            Phase::Done => "done",
+        };
+        f.debug_struct("Post").field("phase", &phase).finish()
+    }
+}
+
+impl<T: ?Sized + RdmaBuf, M: Mode> Post<T, M> {
+    fn start(qp: &Arc<QpInner>, request: Request, segment: RawSegment) -> Self {
+        let phase = if qp.take_credit(request.queue()) {
+            post(qp, request, segment)
+        } else {
+            Phase::Waiting { request, segment, qp: qp.clone() }
+        };
+        Self { phase, _type: PhantomData }
+    }
+
+    fn fail(error: Error, segment: RawSegment) -> Self {
+        Self { phase: Phase::Failed { error, segment }, _type: PhantomData }
+    }
+}
+
+/// Posts `request` over `segment`; a credit has been taken.
+fn post(qp: &Arc<QpInner>, request: Request, segment: RawSegment) -> Phase {
+    let queue = request.queue();
+    let len = match u32::try_from(segment.len) {
+        Ok(len) => len,
+        Err(_) => {
+            qp.release_credit(queue);
+            let error = Error::BadSelection(format!(
+                "a work request can carry at most 4 GiB; this segment has {} bytes",
+                segment.len
+            ));
+            return Phase::Failed { error, segment };
+        }
+    };
+    let mut sge = sys::ibv_sge { addr: segment.addr(), length: len, lkey: segment.region.lkey };
+    let cq = qp.cq(queue).clone();
+    // The slot is taken before posting: the completion may be reaped
+    // before `ibv_post_*` even returns.
+    let id = cq.slots().acquire(Resources { segment, qp: qp.clone(), queue });
+    let rc = match request {
+        Request::Recv => {
+            let mut wr = sys::ibv_recv_wr {
+                wr_id: id.0,
+                next: std::ptr::null_mut(),
+                sg_list: &mut sge,
+                num_sge: 1,
+            };
+            let mut bad = std::ptr::null_mut();
+            // SAFETY: the QP is alive (we hold it); `wr` is a one-element
+            // chain whose SGE lies inside a registered region of the QP's
+            // PD (the segment), kept alive and unaliased by the slot table
+            // until the completion is reaped.
+            unsafe { sys::ibv_post_recv(qp.raw(), &mut wr, &mut bad) }
+        }
+        _ => {
+            let mut wr = send_wr(id, &mut sge, request);
+            let mut bad = std::ptr::null_mut();
+            // SAFETY: as for the receive; remote address and rkey are
+            // checked by the NIC against the peer's registration.
+            unsafe { sys::ibv_post_send(qp.raw(), &mut wr, &mut bad) }
+        }
+    };
+    if rc == 0 {
+        return Phase::Posted { cq, id };
+    }
+    qp.release_credit(queue);
+    let verb = if queue == Queue::Recv { "ibv_post_recv" } else { "ibv_post_send" };
+    let cancelled = cq.slots().cancel(id);
+    match cancelled {
+        Some(res) => Phase::Failed { error: Error::errno(verb, rc), segment: res.segment },
+        // Unreachable: only this function knows `id` yet.
+        None => Phase::Done,
+    }
+}
+
+fn send_wr(id: WrId, sge: &mut sys::ibv_sge, request: Request) -> sys::ibv_send_wr {
+    use sys::ibv_wr_opcode as O;
+    let mut wr = sys::ibv_send_wr {
+        wr_id: id.0,
+        next: std::ptr::null_mut(),
+        sg_list: sge,
+        num_sge: 1,
+        send_flags: sys::ibv_send_flags::IBV_SEND_SIGNALED.0,
+        ..Default::default()
+    };
+    let (opcode, imm) = match request {
+        Request::Send { imm: None } => (O::IBV_WR_SEND, None),
+        Request::Send { imm } => (O::IBV_WR_SEND_WITH_IMM, imm),
+        Request::Write { addr, rkey, imm } => {
+            wr.wr.rdma = sys::ibv_send_wr__bindgen_ty_2__bindgen_ty_1 { remote_addr: addr, rkey };
+            (if imm.is_some() { O::IBV_WR_RDMA_WRITE_WITH_IMM } else { O::IBV_WR_RDMA_WRITE }, imm)
+        }
+        Request::Read { addr, rkey } => {
+            wr.wr.rdma = sys::ibv_send_wr__bindgen_ty_2__bindgen_ty_1 { remote_addr: addr, rkey };
+            (O::IBV_WR_RDMA_READ, None)
+        }
+        Request::Recv => (O::IBV_WR_SEND, None),
+    };
+    wr.opcode = opcode;
+    if let Some(imm) = imm {
+        wr.__bindgen_anon_1.imm_data = imm.to_be();
+    }
+    wr
+}
+
+impl<T: ?Sized + RdmaBuf, M: Mode> Future for Post<T, M> {
+    type Output = (Result<Completion>, Segment<T, M>);
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = &mut *self;
+        loop {
+            match std::mem::replace(&mut this.phase, Phase::Done) {
+                Phase::Waiting { request, segment, qp } => {
+                    let queue = request.queue();
+                    // Reap what has finished: that returns credits.
+                    let _ = qp.cq(queue).poll();
+                    if qp.take_credit(queue) {
+                        this.phase = post(&qp, request, segment);
+                        continue;
+                    }
+                    this.phase = Phase::Waiting { request, segment, qp };
+                    cx.waker().wake_by_ref();
+                    return Poll::Pending;
+                }
+                Phase::Failed { error, segment } => {
+                    return Poll::Ready((Err(error), Segment::from_raw(segment)));
+                }
+                Phase::Posted { cq, id } => {
+                    for attempt in 0..2 {
+                        let polled = cq.slots().poll(id, cx.waker());
+                        match polled {
+                            Poll::Ready(Some((completion, res))) => {
+                                let out = (completion.into_result(), Segment::from_raw(res.segment));
+                                return Poll::Ready(out);
+                            }
+                            Poll::Ready(None) => return Poll::Pending,
+                            Poll::Pending if attempt == 0 => {
+                                if let Err(e) = cq.poll() {
+                                    tracing::error!(%e, "polling the completion queue failed");
+                                }
+                            }
+                            Poll::Pending => {}
+                        }
+                    }
+                    this.phase = Phase::Posted { cq, id };
+                    // Busy-poll mode: ask to be polled again.
+                    cx.waker().wake_by_ref();
+                    return Poll::Pending;
+                }
+                Phase::Done => return Poll::Pending,
+            }
+        }
+    }
+}
+
+impl<T: ?Sized + RdmaBuf, M: Mode> Drop for Post<T, M> {
+    fn drop(&mut self) {
+        if let Phase::Posted { cq, id } = &self.phase {
+            // The NIC may still use the segment: leave it in the slot table
+            // (abandoned) until the completion is reaped. If it already
+            // completed, its resources are dropped here, outside the lock.
+            let released = cq.slots().abandon(*id);
+            drop(released);
+        }
+    }
+}
+
+impl<T: Transport> QueuePair<T, Rts> {
+    /// Sends the segment's bytes to the peer's next posted receive.
+    pub fn send<B: ?Sized + RdmaBuf, M: Mode>(&self, segment: Segment<B, M>) -> Post<B, M> {
+        Post::start(&self.inner, Request::Send { imm: None }, segment.raw)
+    }
+
+    /// Sends with 32 bits of immediate data, delivered in the peer's
+    /// completion.
+    pub fn send_with_imm<B: ?Sized + RdmaBuf, M: Mode>(
+        &self,
+        segment: Segment<B, M>,
+        imm: u32,
+    ) -> Post<B, M> {
+        Post::start(&self.inner, Request::Send { imm: Some(imm) }, segment.raw)
+    }
+
+    /// RDMA WRITE: copies the segment into the peer's memory at `remote`,
+    /// which must be at least as long. Refused before posting otherwise.
+    pub fn write<B: ?Sized + RdmaBuf, M: Mode>(
+        &self,
+        segment: Segment<B, M>,
+        remote: RemoteSegment<B>,
+    ) -> Post<B, M> {
+        self.write_request(segment, remote, None)
+    }
+
+    /// RDMA WRITE with immediate data: also consumes one of the peer's
+    /// receives, which completes with `imm`.
+    pub fn write_with_imm<B: ?Sized + RdmaBuf, M: Mode>(
+        &self,
+        segment: Segment<B, M>,
+        remote: RemoteSegment<B>,
+        imm: u32,
+    ) -> Post<B, M> {
+        self.write_request(segment, remote, Some(imm))
+    }
+
+    fn write_request<B: ?Sized + RdmaBuf, M: Mode>(
+        &self,
+        segment: Segment<B, M>,
+        remote: RemoteSegment<B>,
+        imm: Option<u32>,
+    ) -> Post<B, M> {
+        match remote.check_fits(segment.raw.len) {
+            Ok(()) => {
+                let request = Request::Write { addr: remote.addr, rkey: remote.rkey, imm };
+                Post::start(&self.inner, request, segment.raw)
+            }
+            Err(e) => Post::fail(e, segment.raw),
+        }
+    }
+}
+
+impl<T: Reliable> QueuePair<T, Rts> {
+    /// RDMA READ: copies the peer's memory at `remote` into the segment,
+    /// which must not be longer. Only on reliable transports.
+    pub fn read<B: ?Sized + RdmaBuf>(
+        &self,
+        segment: Segment<B, Rw>,
+        remote: RemoteSegment<B>,
+    ) -> Post<B, Rw> {
+        match remote.check_fits(segment.raw.len) {
+            Ok(()) => {
+                let request = Request::Read { addr: remote.addr, rkey: remote.rkey };
+                Post::start(&self.inner, request, segment.raw)
+            }
+            Err(e) => Post::fail(e, segment.raw),
+        }
+    }
+}
+
+impl<T: Transport, S: CanRecv> QueuePair<T, S> {
+    /// Posts a receive into the segment; it completes when a send (or a
+    /// write with immediate data) from the peer arrives.
+    pub fn recv<B: ?Sized + RdmaBuf>(&self, segment: Segment<B, Rw>) -> Post<B, Rw> {
+        Post::start(&self.inner, Request::Recv, segment.raw)
+    }
+}

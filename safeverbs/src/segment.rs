@@ -1,0 +1,220 @@
+//! Segments: typed, checked views of part of a region.
+
+use std::fmt;
+use std::marker::PhantomData;
+use std::ops::Range;
+use std::sync::atomic::{fence, Ordering};
+use std::sync::Arc;
+
+use crate::interval::Access as Sharing;
+use crate::mode::{Mode, Rw};
+use crate::pod::{RdmaBuf, RdmaPod};
+use crate::region::RegionInner;
+use crate::{Error, Result};
+
+/// The untyped part of a segment: which bytes of which region, and the
+/// overlap-map entry it holds. This is what a posted work request keeps in
+/// the completion queue's slot table.
+pub(crate) struct RawSegment {
+    pub(crate) region: Arc<RegionInner>,
+    pub(crate) offset: usize,
+    pub(crate) len: usize,
+    /// `None` for unchecked segments, which hold no map entry.
+    sharing: Option<Sharing>,
+}
+
+impl RawSegment {
+    pub(crate) fn acquire(
+        region: Arc<RegionInner>,
+        range: Range<usize>,
+        sharing: Sharing,
+    ) -> Result<Self> {
+        region
+            .map
+            .lock()
+            .map_err(|_| Error::BadSelection("the region's segment map is poisoned".into()))?
+            .acquire(range.clone(), sharing)?;
+        Ok(Self { region, offset: range.start, len: range.end - range.start, sharing: Some(sharing) })
+    }
+
+    pub(crate) fn unchecked(region: Arc<RegionInner>, range: Range<usize>) -> Self {
+        Self { region, offset: range.start, len: range.end - range.start, sharing: None }
+    }
+
+    pub(crate) fn addr(&self) -> u64 {
+        self.ptr() as u64
+    }
+
+    pub(crate) fn ptr(&self) -> *mut u8 {
+        // `offset <= region.len` (checked when carved), so this stays in
+        // the allocation; `wrapping_add` needs no unsafe.
+        self.region.ptr.as_ptr().wrapping_add(self.offset)
+    }
+}
+
+impl Drop for RawSegment {
+    fn drop(&mut self) {
+        if let Some(sharing) = self.sharing {
+            if let Ok(mut map) = self.region.map.lock() {
+                map.release(self.offset..self.offset + self.len, sharing);
+            }
+        }
+    }
+}
+
+/// A typed view of part of a [`MemoryRegion`](crate::MemoryRegion): a `T`
+/// (or `[E]`) at a checked offset, read-only ([`Ro`](crate::Ro)) or
+/// read-write ([`Rw`]).
+///
+/// Posting an operation moves the segment in; the completion hands it back.
+/// While it is posted, nothing in safe code can reach its bytes.
+pub struct Segment<T: ?Sized + RdmaBuf, M: Mode> {
+    pub(crate) raw: RawSegment,
+    _type: PhantomData<(fn(&T), M)>,
+}
+
+impl<T: ?Sized + RdmaBuf, M: Mode> fmt::Debug for Segment<T, M> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Segment")
+            .field("type", &std::any::type_name::<T>())
+            .field("mode", &std::any::type_name::<M>())
+            .field("offset", &self.raw.offset)
+            .field("len", &self.raw.len)
+            .finish()
+    }
+}
+
+impl<T: ?Sized + RdmaBuf, M: Mode> Segment<T, M> {
+    pub(crate) fn from_raw(raw: RawSegment) -> Self {
+        Self { raw, _type: PhantomData }
+    }
+
+    /// Length in bytes.
+    pub fn len_bytes(&self) -> usize {
+        self.raw.len
+    }
+
+    /// Offset in bytes from the start of its region.
+    pub fn offset(&self) -> usize {
+        self.raw.offset
+    }
+
+    fn ptr(&self) -> *mut T {
+        T::from_raw(self.raw.ptr(), self.raw.len)
+    }
+
+    /// The bytes as a reference, when no peer can write them.
+    ///
+    /// Fails with [`Error::RemotelyWritable`] for a region a peer may write:
+    /// read that by copy ([`read`](Segment::read), [`copy_to`](Segment::copy_to)).
+    pub fn get(&self) -> Result<&T> {
+        if self.raw.region.access.is_remotely_writable() {
+            return Err(Error::RemotelyWritable);
+        }
+        // SAFETY: the bytes are in bounds and aligned for `T` (checked when
+        // carved) and hold a valid `T` (every bit pattern is). No peer can
+        // write them (checked above), and the NIC writes locally only
+        // through a posted read-write segment, which cannot overlap this
+        // one (the overlap map) and is not posted while we hold `&self`
+        // if it is this one. The reference lives no longer than `&self`.
+        Ok(unsafe { &*self.ptr() })
+    }
+}
+
+impl<T: RdmaPod, M: Mode> Segment<T, M> {
+    /// A copy of the value. Safe even while a peer writes the memory: every
+    /// bit pattern is a valid `T`, and the copy is taken with volatile reads.
+    pub fn read(&self) -> T {
+        fence(Ordering::Acquire);
+        // SAFETY: in bounds and aligned for `T` (checked when carved); the
+        // region is alive (we hold its `Arc`). A concurrent remote write can
+        // at worst tear the value, and every bit pattern is a valid `T`.
+        unsafe { self.ptr().read_volatile() }
+    }
+}
+
+impl<E: RdmaPod, M: Mode> Segment<[E], M> {
+    /// Number of elements.
+    pub fn len(&self) -> usize {
+        self.raw.len / size_of::<E>().max(1)
+    }
+
+    /// True for an empty segment.
+    pub fn is_empty(&self) -> bool {
+        self.raw.len == 0
+    }
+
+    /// Copies the elements into `out` (which must have the same length).
+    pub fn copy_to(&self, out: &mut [E]) -> Result<()> {
+        if out.len() != self.len() {
+            return Err(Error::OutOfBounds { start: 0, end: out.len(), len: self.len() });
+        }
+        fence(Ordering::Acquire);
+        // SAFETY: source in bounds for `len()` elements (checked when
+        // carved); `out` is a distinct Rust buffer of the same length, so
+        // the ranges do not overlap. A concurrent remote write can at worst
+        // mix old and new bytes, which are all valid `E`s.
+        unsafe {
+            std::ptr::copy_nonoverlapping(self.raw.ptr().cast::<E>(), out.as_mut_ptr(), out.len())
+        };
+        Ok(())
+    }
+
+    /// The elements, copied into a new vector.
+    pub fn to_vec(&self) -> Vec<E> {
+        let mut v = vec![E::zeroed(); self.len()];
+        // Same length by construction, so this cannot fail.
+        let _ = self.copy_to(&mut v);
+        v
+    }
+}
+
+impl<T: ?Sized + RdmaBuf> Segment<T, Rw> {
+    /// The bytes as a mutable reference, when no peer can write them.
+    pub fn get_mut(&mut self) -> Result<&mut T> {
+        if self.raw.region.access.is_remotely_writable() {
+            return Err(Error::RemotelyWritable);
+        }
+        // SAFETY: as in `get`; in addition this read-write segment overlaps
+        // no other live segment and is not posted (we hold it), so nothing
+        // else reads or writes these bytes while `&mut self` lives.
+        Ok(unsafe { &mut *self.ptr() })
+    }
+}
+
+impl<T: RdmaPod> Segment<T, Rw> {
+    /// Writes `value` into the segment.
+    pub fn write(&mut self, value: T) {
+        // SAFETY: in bounds and aligned (checked when carved); no other
+        // live segment overlaps this one and it is not posted. A peer with
+        // remote-write rights may race with us; any mix is a valid `T`.
+        unsafe { self.ptr().write_volatile(value) };
+        fence(Ordering::Release);
+    }
+}
+
+impl<E: RdmaPod> Segment<[E], Rw> {
+    /// Copies `src` into the segment (which must have the same length).
+    pub fn copy_from(&mut self, src: &[E]) -> Result<()> {
+        if src.len() != self.len() {
+            return Err(Error::OutOfBounds { start: 0, end: src.len(), len: self.len() });
+        }
+        // SAFETY: destination in bounds for `len()` elements; exclusive as
+        // in `write`; `src` is a distinct Rust buffer, so no overlap.
+        unsafe {
+            std::ptr::copy_nonoverlapping(src.as_ptr(), self.raw.ptr().cast::<E>(), src.len())
+        };
+        fence(Ordering::Release);
+        Ok(())
+    }
+
+    /// Sets every element to `value`.
+    pub fn fill(&mut self, value: E) {
+        let ptr = self.raw.ptr().cast::<E>();
+        for i in 0..self.len() {
+            // SAFETY: `i < len()`, in bounds; exclusive as in `write`.
+            unsafe { ptr.add(i).write_volatile(value) };
+        }
+        fence(Ordering::Release);
+    }
+}
