@@ -16,7 +16,9 @@ fn fail(what: &str) -> ! {
     eprintln!("error: safeverbs-sys cannot build: {what}");
     eprintln!("  On Debian/Ubuntu install the build dependencies with:");
     eprintln!("    apt-get install {PACKAGES}");
-    eprintln!("  (or set SAFEVERBS_SYS_INCLUDE_DIR / SAFEVERBS_SYS_LIB_DIR to an rdma-core install)");
+    eprintln!(
+        "  (or set SAFEVERBS_SYS_INCLUDE_DIR / SAFEVERBS_SYS_LIB_DIR to an rdma-core install)"
+    );
     eprintln!();
     std::process::exit(1);
 }
@@ -39,7 +41,11 @@ fn locate(rdmacm: bool) -> Vec<PathBuf> {
         pkg_config::Config::new()
             .atleast_version(version)
             .probe(name)
-            .unwrap_or_else(|e| fail(&format!("pkg-config could not find {name} >= {version}: {e}")))
+            .unwrap_or_else(|e| {
+                fail(&format!(
+                    "pkg-config could not find {name} >= {version}: {e}"
+                ))
+            })
     };
     let mut includes = probe("libibverbs", "1.8").include_paths;
     if rdmacm {
@@ -103,11 +109,14 @@ fn main() {
     // libclang is loaded at run time; when it is missing bindgen panics with a
     // long message. Catch that and say what to install instead.
     std::panic::set_hook(Box::new(|_| {}));
-    let generated = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || builder.generate()));
+    let generated =
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || builder.generate()));
     let _ = std::panic::take_hook();
     let bindings = match generated {
         Ok(Ok(bindings)) => bindings,
-        Ok(Err(e)) => fail(&format!("bindgen could not parse <infiniband/verbs.h>: {e}")),
+        Ok(Err(e)) => fail(&format!(
+            "bindgen could not parse <infiniband/verbs.h>: {e}"
+        )),
         Err(_) => fail("libclang, which bindgen needs, could not be loaded"),
     };
     let out = PathBuf::from(env::var("OUT_DIR").unwrap_or_else(|_| fail("OUT_DIR is not set")));

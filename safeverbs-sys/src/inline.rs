@@ -256,9 +256,18 @@ mod tests {
         let mut ctx = ibv_context::default();
         ctx.ops.post_send = Some(fake_post_send);
         ctx.ops.poll_cq = Some(fake_poll_cq);
-        let mut qp = ibv_qp { context: &mut ctx, ..Default::default() };
-        let mut cq = ibv_cq { context: &mut ctx, ..Default::default() };
-        let mut wr = ibv_send_wr { wr_id: 42, ..Default::default() };
+        let mut qp = ibv_qp {
+            context: &mut ctx,
+            ..Default::default()
+        };
+        let mut cq = ibv_cq {
+            context: &mut ctx,
+            ..Default::default()
+        };
+        let mut wr = ibv_send_wr {
+            wr_id: 42,
+            ..Default::default()
+        };
         let mut bad = ptr::null_mut();
         // SAFETY: every pointer is to a live local; the fake ops touch only `wr`/`wc`.
         let rc = unsafe { ibv_post_send(&mut qp, &mut wr, &mut bad) };
@@ -273,8 +282,14 @@ mod tests {
     #[test]
     fn an_empty_provider_entry_is_an_error_not_a_jump_to_null() {
         let mut ctx = ibv_context::default();
-        let mut qp = ibv_qp { context: &mut ctx, ..Default::default() };
-        let mut cq = ibv_cq { context: &mut ctx, ..Default::default() };
+        let mut qp = ibv_qp {
+            context: &mut ctx,
+            ..Default::default()
+        };
+        let mut cq = ibv_cq {
+            context: &mut ctx,
+            ..Default::default()
+        };
         let mut bad = ptr::null_mut();
         // SAFETY: live locals; every op is `None`, so nothing is called.
         unsafe {

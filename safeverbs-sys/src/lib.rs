@@ -23,13 +23,17 @@
 //! [SafeVerbs]: https://docs.rs/safeverbs
 #![allow(non_camel_case_types, non_snake_case, non_upper_case_globals)]
 #![allow(missing_docs, missing_debug_implementations, unreachable_pub)]
-#![allow(clippy::all, clippy::undocumented_unsafe_blocks, clippy::missing_safety_doc)]
+#![allow(
+    clippy::all,
+    clippy::undocumented_unsafe_blocks,
+    clippy::missing_safety_doc
+)]
 
 mod bindings {
     #![allow(non_camel_case_types, non_snake_case, non_upper_case_globals)]
     #![allow(missing_docs, unreachable_pub, rustdoc::all)]
     #![allow(clippy::all, clippy::pedantic, clippy::undocumented_unsafe_blocks)]
-    #![allow(clippy::missing_safety_doc)]
+    #![allow(clippy::missing_safety_doc, clippy::restriction)]
     include!(concat!(env!("OUT_DIR"), "/bindings.rs"));
 }
 pub use bindings::*;

@@ -5,7 +5,10 @@
 //! Needs an RDMA device: on a machine without one it prints why it is
 //! skipped; inside the Soft-RoCE machine (`SAFEVERBS_SOFTROCE=1`) a missing
 //! device is a failure.
-#![allow(clippy::undocumented_unsafe_blocks, clippy::multiple_unsafe_ops_per_block)]
+#![allow(
+    clippy::undocumented_unsafe_blocks,
+    clippy::multiple_unsafe_ops_per_block
+)]
 
 use std::ffi::CStr;
 use std::ptr;
@@ -15,7 +18,12 @@ use safeverbs_sys as sys;
 const MSG_LEN: usize = 4096;
 
 fn check(rc: i32, what: &str) {
-    assert_eq!(rc, 0, "{what} failed: {}", std::io::Error::from_raw_os_error(rc.abs()));
+    assert_eq!(
+        rc,
+        0,
+        "{what} failed: {}",
+        std::io::Error::from_raw_os_error(rc.abs())
+    );
 }
 
 /// The first device, or `None` (with the reason printed) when the test must
@@ -41,15 +49,23 @@ fn first_device(list: *mut *mut sys::ibv_device, n: i32) -> Option<*mut sys::ibv
 fn rc_loopback_send_recv_through_raw_verbs() {
     let mut n = 0;
     let list = unsafe { sys::ibv_get_device_list(&mut n) };
-    let Some(dev) = first_device(list, n) else { return };
+    let Some(dev) = first_device(list, n) else {
+        return;
+    };
     let name = unsafe { CStr::from_ptr(sys::ibv_get_device_name(dev)) }.to_string_lossy();
     let ctx = unsafe { sys::ibv_open_device(dev) };
     assert!(!ctx.is_null(), "ibv_open_device({name})");
 
     let mut dattr = sys::ibv_device_attr::default();
-    check(unsafe { sys::ibv_query_device(ctx, &mut dattr) }, "ibv_query_device");
+    check(
+        unsafe { sys::ibv_query_device(ctx, &mut dattr) },
+        "ibv_query_device",
+    );
     let mut pattr = sys::ibv_port_attr::default();
-    check(unsafe { sys::ibv_query_port(ctx, 1, &mut pattr) }, "ibv_query_port");
+    check(
+        unsafe { sys::ibv_query_port(ctx, 1, &mut pattr) },
+        "ibv_query_port",
+    );
     println!(
         "device {name}: {} port(s), max_qp {}, max_qp_wr {}, max_cqe {}, max_mr_size {}",
         dattr.phys_port_cnt, dattr.max_qp, dattr.max_qp_wr, dattr.max_cqe, dattr.max_mr_size
@@ -98,7 +114,11 @@ fn rc_loopback_send_recv_through_raw_verbs() {
     }
     let access = sys::ibv_access_flags::IBV_ACCESS_LOCAL_WRITE.0 as i32;
     let mr = unsafe { sys::ibv_reg_mr(pd, buf.as_mut_ptr().cast(), buf.len(), access) };
-    assert!(!mr.is_null(), "ibv_reg_mr: {}", std::io::Error::last_os_error());
+    assert!(
+        !mr.is_null(),
+        "ibv_reg_mr: {}",
+        std::io::Error::last_os_error()
+    );
 
     let mut init = sys::ibv_qp_init_attr {
         send_cq: cq,
@@ -125,7 +145,10 @@ fn rc_loopback_send_recv_through_raw_verbs() {
         ..Default::default()
     };
     let mask = M::IBV_QP_STATE | M::IBV_QP_PKEY_INDEX | M::IBV_QP_PORT | M::IBV_QP_ACCESS_FLAGS;
-    check(unsafe { sys::ibv_modify_qp(qp, &mut attr, mask.0 as i32) }, "INIT");
+    check(
+        unsafe { sys::ibv_modify_qp(qp, &mut attr, mask.0 as i32) },
+        "INIT",
+    );
 
     let mut attr = sys::ibv_qp_attr {
         qp_state: sys::ibv_qp_state::IBV_QPS_RTR,
@@ -149,7 +172,10 @@ fn rc_loopback_send_recv_through_raw_verbs() {
         | M::IBV_QP_RQ_PSN
         | M::IBV_QP_MAX_DEST_RD_ATOMIC
         | M::IBV_QP_MIN_RNR_TIMER;
-    check(unsafe { sys::ibv_modify_qp(qp, &mut attr, mask.0 as i32) }, "RTR");
+    check(
+        unsafe { sys::ibv_modify_qp(qp, &mut attr, mask.0 as i32) },
+        "RTR",
+    );
 
     let mut attr = sys::ibv_qp_attr {
         qp_state: sys::ibv_qp_state::IBV_QPS_RTS,
@@ -166,16 +192,34 @@ fn rc_loopback_send_recv_through_raw_verbs() {
         | M::IBV_QP_RETRY_CNT
         | M::IBV_QP_RNR_RETRY
         | M::IBV_QP_MAX_QP_RD_ATOMIC;
-    check(unsafe { sys::ibv_modify_qp(qp, &mut attr, mask.0 as i32) }, "RTS");
+    check(
+        unsafe { sys::ibv_modify_qp(qp, &mut attr, mask.0 as i32) },
+        "RTS",
+    );
 
     let (lkey, base) = unsafe { ((*mr).lkey, buf.as_mut_ptr() as u64) };
-    let mut rsge = sys::ibv_sge { addr: base + MSG_LEN as u64, length: MSG_LEN as u32, lkey };
-    let mut rwr =
-        sys::ibv_recv_wr { wr_id: 2, next: ptr::null_mut(), sg_list: &mut rsge, num_sge: 1 };
+    let mut rsge = sys::ibv_sge {
+        addr: base + MSG_LEN as u64,
+        length: MSG_LEN as u32,
+        lkey,
+    };
+    let mut rwr = sys::ibv_recv_wr {
+        wr_id: 2,
+        next: ptr::null_mut(),
+        sg_list: &mut rsge,
+        num_sge: 1,
+    };
     let mut bad_r = ptr::null_mut();
-    check(unsafe { sys::ibv_post_recv(qp, &mut rwr, &mut bad_r) }, "ibv_post_recv");
+    check(
+        unsafe { sys::ibv_post_recv(qp, &mut rwr, &mut bad_r) },
+        "ibv_post_recv",
+    );
 
-    let mut ssge = sys::ibv_sge { addr: base, length: MSG_LEN as u32, lkey };
+    let mut ssge = sys::ibv_sge {
+        addr: base,
+        length: MSG_LEN as u32,
+        lkey,
+    };
     let mut swr = sys::ibv_send_wr {
         wr_id: 1,
         sg_list: &mut ssge,
@@ -185,12 +229,18 @@ fn rc_loopback_send_recv_through_raw_verbs() {
         ..Default::default()
     };
     let mut bad_s = ptr::null_mut();
-    check(unsafe { sys::ibv_post_send(qp, &mut swr, &mut bad_s) }, "ibv_post_send");
+    check(
+        unsafe { sys::ibv_post_send(qp, &mut swr, &mut bad_s) },
+        "ibv_post_send",
+    );
 
     let mut seen = Vec::new();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     while seen.len() < 2 {
-        assert!(std::time::Instant::now() < deadline, "completions did not arrive in 10 s");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "completions did not arrive in 10 s"
+        );
         let mut wc = [sys::ibv_wc::default(); 2];
         let got = unsafe { sys::ibv_poll_cq(cq, 2, wc.as_mut_ptr()) };
         assert!(got >= 0, "ibv_poll_cq: {got}");
@@ -203,10 +253,15 @@ fn rc_loopback_send_recv_through_raw_verbs() {
         );
         assert_eq!(wc.status, sys::ibv_wc_status::IBV_WC_SUCCESS);
     }
-    let recv = seen.iter().find(|wc| wc.wr_id == 2).expect("receive completion");
+    let recv = seen
+        .iter()
+        .find(|wc| wc.wr_id == 2)
+        .expect("receive completion");
     assert_eq!(recv.opcode, sys::ibv_wc_opcode::IBV_WC_RECV);
     assert_eq!(recv.byte_len as usize, MSG_LEN);
-    assert!(seen.iter().any(|wc| wc.wr_id == 1 && wc.opcode == sys::ibv_wc_opcode::IBV_WC_SEND));
+    assert!(seen
+        .iter()
+        .any(|wc| wc.wr_id == 1 && wc.opcode == sys::ibv_wc_opcode::IBV_WC_SEND));
 
     let (sent, received) = buf.split_at(MSG_LEN);
     println!("sent     {:02x?} … ({MSG_LEN} bytes)", &sent[..16]);

@@ -169,7 +169,10 @@ impl RawCompletion {
         if self.status == WcStatus::SUCCESS {
             Ok(self.completion)
         } else {
-            Err(crate::Error::Completion { status: self.status, vendor_err: self.vendor_err })
+            Err(crate::Error::Completion {
+                status: self.status,
+                vendor_err: self.vendor_err,
+            })
         }
     }
 }

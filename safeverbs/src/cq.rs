@@ -102,12 +102,15 @@ impl Device {
         if cq.is_null() {
             let mut err = Error::last_os("ibv_create_cq");
             if let Error::Verb { hint, .. } = &mut err {
-                *hint = Some("the device may be out of completion queues (see DeviceLimits::max_cq)");
+                *hint =
+                    Some("the device may be out of completion queues (see DeviceLimits::max_cq)");
             }
             return Err(err);
         }
         // SAFETY: `cq` is live; the provider may round the size up.
-        let capacity = usize::try_from(unsafe { (*cq).cqe }).unwrap_or(entries).max(entries);
+        let capacity = usize::try_from(unsafe { (*cq).cqe })
+            .unwrap_or(entries)
+            .max(entries);
         Ok(CompletionQueue {
             inner: Arc::new(CqInner {
                 cq,
@@ -173,8 +176,12 @@ impl CqInner {
                     needed,
                 });
             }
-            match self.reserved.compare_exchange(current, needed, Ordering::AcqRel, Ordering::Relaxed)
-            {
+            match self.reserved.compare_exchange(
+                current,
+                needed,
+                Ordering::AcqRel,
+                Ordering::Relaxed,
+            ) {
                 Ok(_) => return Ok(()),
                 Err(now) => current = now,
             }

@@ -98,7 +98,10 @@ impl fmt::Debug for PortInfo {
             .field("port", &self.port)
             .field("lid", &self.lid)
             .field("gid_index", &self.gid_index)
-            .field("gid", &format_args!("{}", std::net::Ipv6Addr::from(self.gid)))
+            .field(
+                "gid",
+                &format_args!("{}", std::net::Ipv6Addr::from(self.gid)),
+            )
             .field("gid_kind", &self.gid_kind)
             .field("active_mtu", &self.active_mtu)
             .finish()
@@ -179,7 +182,10 @@ impl Device {
     /// Opens the device called `name`, choosing its port and GID
     /// automatically.
     pub fn open(name: &str) -> Result<Self> {
-        Self::open_with(&DeviceOptions { device: Some(name.to_owned()), ..Default::default() })
+        Self::open_with(&DeviceOptions {
+            device: Some(name.to_owned()),
+            ..Default::default()
+        })
     }
 
     /// Opens a device as `options` say; unset fields are chosen
@@ -204,7 +210,9 @@ impl Device {
                         mtu = p.active_mtu,
                         "opened RDMA device"
                     );
-                    return Ok(Device { inner: Arc::new(ctx) });
+                    return Ok(Device {
+                        inner: Arc::new(ctx),
+                    });
                 }
                 // An explicitly named device's error is the answer.
                 Err(e) if options.device.is_some() => return Err(e),
@@ -214,7 +222,11 @@ impl Device {
         match (&options.device, last_err) {
             (Some(want), _) => Err(Error::BadSelection(format!(
                 "no RDMA device named {want:?}; this machine has: {}",
-                if names.is_empty() { "none".to_owned() } else { names.join(", ") }
+                if names.is_empty() {
+                    "none".to_owned()
+                } else {
+                    names.join(", ")
+                }
             ))),
             (None, Some(e)) => Err(e),
             (None, None) => Err(Error::NoDevice("libibverbs lists no devices".into())),
@@ -333,7 +345,10 @@ impl Context {
                 ethernet,
             });
         }
-        Err(Error::NoDevice(format!("device {} has no active port", self.name)))
+        Err(Error::NoDevice(format!(
+            "device {} has no active port",
+            self.name
+        )))
     }
 
     fn choose_gid(
@@ -358,7 +373,9 @@ impl Context {
                 sys::ibv_gid_type::IBV_GID_TYPE_ROCE_V1 => GidKind::RoceV1,
                 _ => GidKind::Ib,
             };
-            let Ok(index) = u8::try_from(index) else { break };
+            let Ok(index) = u8::try_from(index) else {
+                break;
+            };
             if wanted == Some(index) {
                 return Ok((index, gid, kind));
             }
@@ -429,7 +446,10 @@ impl DeviceList {
             let err = std::io::Error::last_os_error();
             return Err(Error::NoDevice(format!("ibv_get_device_list: {err}")));
         }
-        Ok(Self { list, len: usize::try_from(n).unwrap_or(0) })
+        Ok(Self {
+            list,
+            len: usize::try_from(n).unwrap_or(0),
+        })
     }
 
     fn iter(&self) -> impl Iterator<Item = *mut sys::ibv_device> + '_ {
@@ -482,8 +502,16 @@ mod tests {
 
     #[test]
     fn env_options_reject_garbage() {
-        let opts = DeviceOptions { device: None, port: Some(1), gid_index: None };
-        let merged = opts.or(DeviceOptions { device: Some("x".into()), port: Some(2), gid_index: Some(3) });
+        let opts = DeviceOptions {
+            device: None,
+            port: Some(1),
+            gid_index: None,
+        };
+        let merged = opts.or(DeviceOptions {
+            device: Some("x".into()),
+            port: Some(2),
+            gid_index: Some(3),
+        });
         assert_eq!(merged.port, Some(1));
         assert_eq!(merged.gid_index, Some(3));
     }

@@ -105,9 +105,7 @@ pub enum Error {
         remote: TransportKind,
     },
     /// The peer declared a different layout.
-    #[error(
-        "peer layout fingerprint {remote:#018x} differs from local {local:#018x} for {what}"
-    )]
+    #[error("peer layout fingerprint {remote:#018x} differs from local {local:#018x} for {what}")]
     Fingerprint {
         /// What the fingerprint covers (a type or connection name).
         what: &'static str,
@@ -134,7 +132,12 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 impl Error {
     /// An error from `verb`, with the errno it left behind.
     pub(crate) fn last_os(verb: &'static str) -> Self {
-        Self::errno(verb, io::Error::last_os_error().raw_os_error().unwrap_or(libc::EIO))
+        Self::errno(
+            verb,
+            io::Error::last_os_error()
+                .raw_os_error()
+                .unwrap_or(libc::EIO),
+        )
     }
 
     /// An error from `verb` that returned the errno `code` (positive or
@@ -150,7 +153,11 @@ impl Error {
             libc::EPERM | libc::EACCES => Some("run as root or give access to /dev/infiniband/*"),
             _ => None,
         };
-        Self::Verb { verb, source: io::Error::from_raw_os_error(code), hint }
+        Self::Verb {
+            verb,
+            source: io::Error::from_raw_os_error(code),
+            hint,
+        }
     }
 
     /// True for a completion flushed because its queue pair went to ERR.

@@ -53,8 +53,10 @@ pub fn tcp_accept(listener: &TcpListener) -> Result<TcpStream> {
 }
 
 fn configure(s: TcpStream) -> Result<TcpStream> {
-    s.set_read_timeout(Some(EXCHANGE_TIMEOUT)).map_err(Error::Exchange)?;
-    s.set_write_timeout(Some(EXCHANGE_TIMEOUT)).map_err(Error::Exchange)?;
+    s.set_read_timeout(Some(EXCHANGE_TIMEOUT))
+        .map_err(Error::Exchange)?;
+    s.set_write_timeout(Some(EXCHANGE_TIMEOUT))
+        .map_err(Error::Exchange)?;
     s.set_nodelay(true).map_err(Error::Exchange)?;
     Ok(s)
 }

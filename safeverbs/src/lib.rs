@@ -84,7 +84,9 @@ mod transport;
 pub use completion::{Completion, Opcode, WcStatus};
 pub use cq::CompletionQueue;
 pub use device::{device_names, Device, DeviceLimits, DeviceOptions, GidKind, PortInfo};
-pub use endpoint::{DecodeError, Endpoint, ReadError, TransportKind, ENCODED_LEN, ENDPOINT_VERSION};
+pub use endpoint::{
+    DecodeError, Endpoint, ReadError, TransportKind, ENCODED_LEN, ENDPOINT_VERSION,
+};
 pub use error::{Error, Result};
 pub use exchange::{exchange, tcp_accept, tcp_connect, EXCHANGE_TIMEOUT};
 pub use interval::Conflict;

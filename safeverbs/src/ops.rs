@@ -28,9 +28,18 @@ use crate::{Error, Result};
 /// What to post.
 #[derive(Debug, Clone, Copy)]
 enum Request {
-    Send { imm: Option<u32> },
-    Write { addr: u64, rkey: u32, imm: Option<u32> },
-    Read { addr: u64, rkey: u32 },
+    Send {
+        imm: Option<u32>,
+    },
+    Write {
+        addr: u64,
+        rkey: u32,
+        imm: Option<u32>,
+    },
+    Read {
+        addr: u64,
+        rkey: u32,
+    },
     Recv,
 }
 
@@ -45,7 +54,11 @@ impl Request {
 
 enum Phase {
     /// Not posted yet: the queue was full.
-    Waiting { request: Request, segment: RawSegment, qp: Arc<QpInner> },
+    Waiting {
+        request: Request,
+        segment: RawSegment,
+        qp: Arc<QpInner>,
+    },
     /// Posted; the resources are in `cq`'s slot table under `id`.
     Posted { cq: Arc<CqInner>, id: WrId },
     /// Refused before posting.
@@ -82,13 +95,23 @@ impl<T: ?Sized + RdmaBuf, M: Mode> Post<T, M> {
         let phase = if qp.take_credit(request.queue()) {
             post(qp, request, segment)
         } else {
-            Phase::Waiting { request, segment, qp: qp.clone() }
+            Phase::Waiting {
+                request,
+                segment,
+                qp: qp.clone(),
+            }
         };
-        Self { phase, _type: PhantomData }
+        Self {
+            phase,
+            _type: PhantomData,
+        }
     }
 
     fn fail(error: Error, segment: RawSegment) -> Self {
-        Self { phase: Phase::Failed { error, segment }, _type: PhantomData }
+        Self {
+            phase: Phase::Failed { error, segment },
+            _type: PhantomData,
+        }
     }
 }
 
@@ -106,11 +129,19 @@ fn post(qp: &Arc<QpInner>, request: Request, segment: RawSegment) -> Phase {
             return Phase::Failed { error, segment };
         }
     };
-    let mut sge = sys::ibv_sge { addr: segment.addr(), length: len, lkey: segment.region.lkey };
+    let mut sge = sys::ibv_sge {
+        addr: segment.addr(),
+        length: len,
+        lkey: segment.region.lkey,
+    };
     let cq = qp.cq(queue).clone();
     // The slot is taken before posting: the completion may be reaped
     // before `ibv_post_*` even returns.
-    let id = cq.slots().acquire(Resources { segment, qp: qp.clone(), queue });
+    let id = cq.slots().acquire(Resources {
+        segment,
+        qp: qp.clone(),
+        queue,
+    });
     let rc = match request {
         Request::Recv => {
             let mut wr = sys::ibv_recv_wr {
@@ -138,10 +169,17 @@ fn post(qp: &Arc<QpInner>, request: Request, segment: RawSegment) -> Phase {
         return Phase::Posted { cq, id };
     }
     qp.release_credit(queue);
-    let verb = if queue == Queue::Recv { "ibv_post_recv" } else { "ibv_post_send" };
+    let verb = if queue == Queue::Recv {
+        "ibv_post_recv"
+    } else {
+        "ibv_post_send"
+    };
     let cancelled = cq.slots().cancel(id);
     match cancelled {
-        Some(res) => Phase::Failed { error: Error::errno(verb, rc), segment: res.segment },
+        Some(res) => Phase::Failed {
+            error: Error::errno(verb, rc),
+            segment: res.segment,
+        },
         // Unreachable: only this function knows `id` yet.
         None => Phase::Done,
     }
@@ -161,11 +199,24 @@ fn send_wr(id: WrId, sge: &mut sys::ibv_sge, request: Request) -> sys::ibv_send_
         Request::Send { imm: None } => (O::IBV_WR_SEND, None),
         Request::Send { imm } => (O::IBV_WR_SEND_WITH_IMM, imm),
         Request::Write { addr, rkey, imm } => {
-            wr.wr.rdma = sys::ibv_send_wr__bindgen_ty_2__bindgen_ty_1 { remote_addr: addr, rkey };
-            (if imm.is_some() { O::IBV_WR_RDMA_WRITE_WITH_IMM } else { O::IBV_WR_RDMA_WRITE }, imm)
+            wr.wr.rdma = sys::ibv_send_wr__bindgen_ty_2__bindgen_ty_1 {
+                remote_addr: addr,
+                rkey,
+            };
+            (
+                if imm.is_some() {
+                    O::IBV_WR_RDMA_WRITE_WITH_IMM
+                } else {
+                    O::IBV_WR_RDMA_WRITE
+                },
+                imm,
+            )
         }
         Request::Read { addr, rkey } => {
-            wr.wr.rdma = sys::ibv_send_wr__bindgen_ty_2__bindgen_ty_1 { remote_addr: addr, rkey };
+            wr.wr.rdma = sys::ibv_send_wr__bindgen_ty_2__bindgen_ty_1 {
+                remote_addr: addr,
+                rkey,
+            };
             (O::IBV_WR_RDMA_READ, None)
         }
         Request::Recv => (O::IBV_WR_SEND, None),
@@ -184,7 +235,11 @@ impl<T: ?Sized + RdmaBuf, M: Mode> Future for Post<T, M> {
         let this = &mut *self;
         loop {
             match std::mem::replace(&mut this.phase, Phase::Done) {
-                Phase::Waiting { request, segment, qp } => {
+                Phase::Waiting {
+                    request,
+                    segment,
+                    qp,
+                } => {
                     let queue = request.queue();
                     // Reap what has finished: that returns credits.
                     let _ = qp.cq(queue).poll();
@@ -192,7 +247,11 @@ impl<T: ?Sized + RdmaBuf, M: Mode> Future for Post<T, M> {
                         this.phase = post(&qp, request, segment);
                         continue;
                     }
-                    this.phase = Phase::Waiting { request, segment, qp };
+                    this.phase = Phase::Waiting {
+                        request,
+                        segment,
+                        qp,
+                    };
                     cx.waker().wake_by_ref();
                     return Poll::Pending;
                 }
@@ -204,7 +263,8 @@ impl<T: ?Sized + RdmaBuf, M: Mode> Future for Post<T, M> {
                         let polled = cq.slots().poll(id, cx.waker());
                         match polled {
                             Poll::Ready(Some((completion, res))) => {
-                                let out = (completion.into_result(), Segment::from_raw(res.segment));
+                                let out =
+                                    (completion.into_result(), Segment::from_raw(res.segment));
                                 return Poll::Ready(out);
                             }
                             Poll::Ready(None) => return Poll::Pending,
@@ -284,7 +344,11 @@ impl<T: Transport> QueuePair<T, Rts> {
     ) -> Post<B, M> {
         match remote.check_fits(segment.raw.len) {
             Ok(()) => {
-                let request = Request::Write { addr: remote.addr, rkey: remote.rkey, imm };
+                let request = Request::Write {
+                    addr: remote.addr,
+                    rkey: remote.rkey,
+                    imm,
+                };
                 Post::start(&self.inner, request, segment.raw)
             }
             Err(e) => Post::fail(e, segment.raw),
@@ -302,7 +366,10 @@ impl<T: Reliable> QueuePair<T, Rts> {
     ) -> Post<B, Rw> {
         match remote.check_fits(segment.raw.len) {
             Ok(()) => {
-                let request = Request::Read { addr: remote.addr, rkey: remote.rkey };
+                let request = Request::Read {
+                    addr: remote.addr,
+                    rkey: remote.rkey,
+                };
                 Post::start(&self.inner, request, segment.raw)
             }
             Err(e) => Post::fail(e, segment.raw),

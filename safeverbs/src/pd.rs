@@ -50,8 +50,7 @@ impl Access {
     }
     /// True when a peer may access the memory at all.
     pub const fn is_remote(self) -> bool {
-        self.is_remotely_writable()
-            || self.0 & sys::ibv_access_flags::IBV_ACCESS_REMOTE_READ.0 != 0
+        self.is_remotely_writable() || self.0 & sys::ibv_access_flags::IBV_ACCESS_REMOTE_READ.0 != 0
     }
 }
 
@@ -85,7 +84,9 @@ impl Drop for PdInner {
 
 impl fmt::Debug for ProtectionDomain {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ProtectionDomain").field("device", &self.inner.device.name()).finish()
+        f.debug_struct("ProtectionDomain")
+            .field("device", &self.inner.device.name())
+            .finish()
     }
 }
 
@@ -97,7 +98,12 @@ impl Device {
         if pd.is_null() {
             return Err(Error::last_os("ibv_alloc_pd"));
         }
-        Ok(ProtectionDomain { inner: Arc::new(PdInner { pd, device: self.clone() }) })
+        Ok(ProtectionDomain {
+            inner: Arc::new(PdInner {
+                pd,
+                device: self.clone(),
+            }),
+        })
     }
 }
 

@@ -86,7 +86,11 @@ unsafe impl<T: RdmaPod> RdmaBuf for [T] {
     const ALIGN: usize = align_of::<T>();
     const UNIT: usize = size_of::<T>();
     fn from_raw(ptr: *mut u8, bytes: usize) -> *mut Self {
-        let n = if size_of::<T>() == 0 { 0 } else { bytes / size_of::<T>() };
+        let n = if size_of::<T>() == 0 {
+            0
+        } else {
+            bytes / size_of::<T>()
+        };
         core::ptr::slice_from_raw_parts_mut(ptr.cast::<T>(), n)
     }
 }

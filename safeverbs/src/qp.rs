@@ -11,7 +11,7 @@ use safeverbs_sys as sys;
 
 use crate::cq::{CompletionQueue, CqInner, Queue};
 use crate::device::{mtu_enum, PortInfo};
-use crate::endpoint::{Endpoint, TransportKind};
+use crate::endpoint::Endpoint;
 use crate::pd::{PdInner, ProtectionDomain};
 use crate::transport::{Failed, Init, Rc, Rtr, Rts, State, Transport};
 use crate::{Error, Result};
@@ -60,7 +60,12 @@ impl ProtectionDomain {
             recv_cq: None,
             max_send_wr: 64,
             max_recv_wr: 64,
-            reliability: Reliability { timeout: 14, retry_cnt: 7, rnr_retry: 7, max_rd_atomic: 1 },
+            reliability: Reliability {
+                timeout: 14,
+                retry_cnt: 7,
+                rnr_retry: 7,
+                max_rd_atomic: 1,
+            },
             fingerprint: (0, "nothing declared"),
             _t: PhantomData,
         }
@@ -98,11 +103,18 @@ impl<T: Transport> QpBuilder<T> {
 
     /// Creates the queue pair and moves it to INIT.
     pub fn build(self) -> Result<QueuePair<T, Init>> {
-        let send_cq = self.send_cq.ok_or(Error::Builder("no send completion queue given"))?;
-        let recv_cq = self.recv_cq.ok_or(Error::Builder("no receive completion queue given"))?;
+        let send_cq = self
+            .send_cq
+            .ok_or(Error::Builder("no send completion queue given"))?;
+        let recv_cq = self
+            .recv_cq
+            .ok_or(Error::Builder("no receive completion queue given"))?;
         let device = self.pd.device().clone();
         let limit = device.limits().max_qp_wr;
-        for (what, n) in [("max_send_wr", self.max_send_wr), ("max_recv_wr", self.max_recv_wr)] {
+        for (what, n) in [
+            ("max_send_wr", self.max_send_wr),
+            ("max_recv_wr", self.max_recv_wr),
+        ] {
             if n == 0 || n > limit {
                 return Err(Error::BadSelection(format!(
                     "{what} = {n} is not possible on {} (1..={limit})",
@@ -152,7 +164,6 @@ impl<T: Transport> QpBuilder<T> {
         }
         let inner = Arc::new(QpInner {
             qp,
-            transport: T::KIND,
             port: device.port().clone(),
             psn: random_psn(),
             send_credits: Credits::new(self.max_send_wr),
@@ -167,8 +178,7 @@ impl<T: Transport> QpBuilder<T> {
             qp_state: sys::ibv_qp_state::IBV_QPS_INIT,
             pkey_index: 0,
             port_num: inner.port.port,
-            qp_access_flags: T::REMOTE_ACCESS.0
-                | sys::ibv_access_flags::IBV_ACCESS_LOCAL_WRITE.0,
+            qp_access_flags: T::REMOTE_ACCESS.0 | sys::ibv_access_flags::IBV_ACCESS_LOCAL_WRITE.0,
             ..Default::default()
         };
         use sys::ibv_qp_attr_mask as M;
@@ -213,15 +223,22 @@ pub(crate) struct Credits {
 
 impl Credits {
     fn new(max: u32) -> Self {
-        Self { used: AtomicU32::new(0), max }
+        Self {
+            used: AtomicU32::new(0),
+            max,
+        }
     }
     fn take(&self) -> bool {
         self.used
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |u| (u < self.max).then_some(u + 1))
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |u| {
+                (u < self.max).then_some(u + 1)
+            })
             .is_ok()
     }
     fn give(&self) {
-        let _ = self.used.fetch_update(Ordering::AcqRel, Ordering::Acquire, |u| u.checked_sub(1));
+        let _ = self
+            .used
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |u| u.checked_sub(1));
     }
     fn used(&self) -> u32 {
         self.used.load(Ordering::Acquire)
@@ -230,7 +247,6 @@ impl Credits {
 
 pub(crate) struct QpInner {
     qp: *mut sys::ibv_qp,
-    transport: TransportKind,
     port: PortInfo,
     psn: u32,
     send_credits: Credits,
@@ -307,8 +323,10 @@ impl QpInner {
     }
 
     fn to_error(&self) -> Result<()> {
-        let mut attr =
-            sys::ibv_qp_attr { qp_state: sys::ibv_qp_state::IBV_QPS_ERR, ..Default::default() };
+        let mut attr = sys::ibv_qp_attr {
+            qp_state: sys::ibv_qp_state::IBV_QPS_ERR,
+            ..Default::default()
+        };
         self.modify(&mut attr, sys::ibv_qp_attr_mask::IBV_QP_STATE)
     }
 
@@ -407,7 +425,10 @@ impl<Q> From<TransitionError<Q>> for Error {
 
 impl<T: Transport, S: State> QueuePair<T, S> {
     fn from_inner(inner: Arc<QpInner>) -> Self {
-        Self { inner, _type: PhantomData }
+        Self {
+            inner,
+            _type: PhantomData,
+        }
     }
 
     /// The same queue pair in another state, without running `Drop`.
@@ -468,11 +489,18 @@ impl<T: Transport> QueuePair<T, Init> {
     fn rtr(&self, remote: &Endpoint) -> Result<()> {
         let inner = &self.inner;
         if remote.transport != T::KIND {
-            return Err(Error::TransportMismatch { local: T::KIND, remote: remote.transport });
+            return Err(Error::TransportMismatch {
+                local: T::KIND,
+                remote: remote.transport,
+            });
         }
         let (local_fp, what) = inner.fingerprint;
         if local_fp != remote.fingerprint {
-            return Err(Error::Fingerprint { what, local: local_fp, remote: remote.fingerprint });
+            return Err(Error::Fingerprint {
+                what,
+                local: local_fp,
+                remote: remote.fingerprint,
+            });
         }
         let port = &inner.port;
         let mut attr = sys::ibv_qp_attr {
@@ -493,8 +521,11 @@ impl<T: Transport> QueuePair<T, Init> {
             attr.ah_attr.grh.hop_limit = 64;
         }
         use sys::ibv_qp_attr_mask as M;
-        let mut mask =
-            M::IBV_QP_STATE | M::IBV_QP_AV | M::IBV_QP_PATH_MTU | M::IBV_QP_DEST_QPN | M::IBV_QP_RQ_PSN;
+        let mut mask = M::IBV_QP_STATE
+            | M::IBV_QP_AV
+            | M::IBV_QP_PATH_MTU
+            | M::IBV_QP_DEST_QPN
+            | M::IBV_QP_RQ_PSN;
         if T::RELIABLE {
             mask = mask | M::IBV_QP_MAX_DEST_RD_ATOMIC | M::IBV_QP_MIN_RNR_TIMER;
         }
@@ -524,7 +555,10 @@ impl<T: Transport> QueuePair<T, Rtr> {
         use sys::ibv_qp_attr_mask as M;
         let mut mask = M::IBV_QP_STATE | M::IBV_QP_SQ_PSN;
         if T::RELIABLE {
-            mask = mask | M::IBV_QP_TIMEOUT | M::IBV_QP_RETRY_CNT | M::IBV_QP_RNR_RETRY
+            mask = mask
+                | M::IBV_QP_TIMEOUT
+                | M::IBV_QP_RETRY_CNT
+                | M::IBV_QP_RNR_RETRY
                 | M::IBV_QP_MAX_QP_RD_ATOMIC;
         }
         match self.inner.modify(&mut attr, mask) {

@@ -171,10 +171,17 @@ impl ProtectionDomain {
         release: impl FnOnce() + Send + Sync + 'static,
     ) -> Result<MemoryRegion<[T]>> {
         if ptr.as_ptr().align_offset(align_of::<T>()) != 0 {
-            return Err(Error::BadSelection("external memory is not aligned for its type".into()));
+            return Err(Error::BadSelection(
+                "external memory is not aligned for its type".into(),
+            ));
         }
         let bytes = bytes - bytes % size_of::<T>().max(1);
-        self.register_backing(ptr, bytes, Backing::External(Some(Box::new(release))), access)
+        self.register_backing(
+            ptr,
+            bytes,
+            Backing::External(Some(Box::new(release))),
+            access,
+        )
     }
 
     fn register_backing<T: ?Sized + RdmaBuf>(
@@ -187,7 +194,12 @@ impl ProtectionDomain {
         // SAFETY: the PD is alive (we hold it); `ptr` is valid for `len`
         // bytes (owned allocation, or the caller's contract).
         let mr = unsafe {
-            sys::ibv_reg_mr(self.inner.pd, ptr.as_ptr().cast(), len.max(1), access.0 as i32)
+            sys::ibv_reg_mr(
+                self.inner.pd,
+                ptr.as_ptr().cast(),
+                len.max(1),
+                access.0 as i32,
+            )
         };
         let Some(mr) = NonNull::new(mr) else {
             let err = Error::last_os("ibv_reg_mr");
@@ -240,7 +252,11 @@ impl<T: ?Sized + RdmaBuf> MemoryRegion<T> {
     /// An rkey grants the whole region with the rights it was registered
     /// with; expose only regions meant for the peer.
     pub fn remote(&self) -> RemoteRegion<T> {
-        RemoteRegion::new(self.inner.ptr.as_ptr() as u64, self.inner.len as u64, self.inner.rkey)
+        RemoteRegion::new(
+            self.inner.ptr.as_ptr() as u64,
+            self.inner.len as u64,
+            self.inner.rkey,
+        )
     }
 
     /// Number of live segments (including posted ones).
@@ -252,7 +268,11 @@ impl<T: ?Sized + RdmaBuf> MemoryRegion<T> {
     fn carve<U: ?Sized + RdmaBuf, M: Mode>(&self, range: Range<usize>) -> Result<Segment<U, M>> {
         let len = self.inner.len;
         if range.start > range.end || range.end > len {
-            return Err(Error::OutOfBounds { start: range.start, end: range.end, len });
+            return Err(Error::OutOfBounds {
+                start: range.start,
+                end: range.end,
+                len,
+            });
         }
         let aligned = (self.inner.ptr.as_ptr() as usize + range.start) % U::ALIGN == 0;
         if !aligned || (range.end - range.start) % U::UNIT.max(1) != 0 {
@@ -353,6 +373,9 @@ impl<T: RdmaPod> MemoryRegion<[T]> {
     /// while this one lives.
     pub unsafe fn slice_rw_unchecked(&self, range: Range<usize>) -> Result<Segment<[T], Rw>> {
         let bytes = self.byte_range(range)?;
-        Ok(Segment::from_raw(RawSegment::unchecked(self.inner.clone(), bytes)))
+        Ok(Segment::from_raw(RawSegment::unchecked(
+            self.inner.clone(),
+            bytes,
+        )))
     }
 }

@@ -62,7 +62,12 @@ plain_data_impls!(RemoteSegment);
 
 impl<T: ?Sized + RdmaBuf> RemoteRegion<T> {
     pub(crate) fn new(addr: u64, len: u64, rkey: u32) -> Self {
-        Self { addr, len, rkey, _type: PhantomData }
+        Self {
+            addr,
+            len,
+            rkey,
+            _type: PhantomData,
+        }
     }
 
     /// Length in bytes.
@@ -84,9 +89,15 @@ impl<T: ?Sized + RdmaBuf> RemoteRegion<T> {
     pub fn decode(bytes: &[u8]) -> Result<Self> {
         let bytes: &[u8; REMOTE_REGION_LEN] = bytes.try_into().map_err(|_| {
             Error::Endpoint(if bytes.len() < REMOTE_REGION_LEN {
-                DecodeError::Truncated { got: bytes.len(), want: REMOTE_REGION_LEN }
+                DecodeError::Truncated {
+                    got: bytes.len(),
+                    want: REMOTE_REGION_LEN,
+                }
             } else {
-                DecodeError::Oversized { got: bytes.len(), want: REMOTE_REGION_LEN }
+                DecodeError::Oversized {
+                    got: bytes.len(),
+                    want: REMOTE_REGION_LEN,
+                }
             })
         })?;
         let (addr, rest) = bytes.split_at(8);
@@ -133,7 +144,12 @@ impl<T: ?Sized + RdmaBuf> RemoteRegion<T> {
 impl<T: RdmaPod> RemoteRegion<T> {
     /// The whole value.
     pub fn whole(&self) -> RemoteSegment<T> {
-        RemoteSegment { addr: self.addr, len: self.len, rkey: self.rkey, _type: PhantomData }
+        RemoteSegment {
+            addr: self.addr,
+            len: self.len,
+            rkey: self.rkey,
+            _type: PhantomData,
+        }
     }
 }
 
@@ -165,7 +181,11 @@ impl<T: ?Sized> RemoteSegment<T> {
     /// Checks that `bytes` bytes fit, before anything is posted.
     pub(crate) fn check_fits(&self, bytes: usize) -> Result<()> {
         if bytes as u64 > self.len {
-            return Err(Error::RemoteOutOfBounds { offset: 0, len: bytes as u64, granted: self.len });
+            return Err(Error::RemoteOutOfBounds {
+                offset: 0,
+                len: bytes as u64,
+                granted: self.len,
+            });
         }
         Ok(())
     }

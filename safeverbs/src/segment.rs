@@ -34,11 +34,21 @@ impl RawSegment {
             .lock()
             .map_err(|_| Error::BadSelection("the region's segment map is poisoned".into()))?
             .acquire(range.clone(), sharing)?;
-        Ok(Self { region, offset: range.start, len: range.end - range.start, sharing: Some(sharing) })
+        Ok(Self {
+            region,
+            offset: range.start,
+            len: range.end - range.start,
+            sharing: Some(sharing),
+        })
     }
 
     pub(crate) fn unchecked(region: Arc<RegionInner>, range: Range<usize>) -> Self {
-        Self { region, offset: range.start, len: range.end - range.start, sharing: None }
+        Self {
+            region,
+            offset: range.start,
+            len: range.end - range.start,
+            sharing: None,
+        }
     }
 
     pub(crate) fn addr(&self) -> u64 {
@@ -62,6 +72,9 @@ impl Drop for RawSegment {
     }
 }
 
+/// Makes a segment `Send + Sync` whatever `T` is (it holds no `T`).
+type Marker<T, M> = (fn(&T), M);
+
 /// A typed view of part of a [`MemoryRegion`](crate::MemoryRegion): a `T`
 /// (or `[E]`) at a checked offset, read-only ([`Ro`](crate::Ro)) or
 /// read-write ([`Rw`]).
@@ -70,7 +83,7 @@ impl Drop for RawSegment {
 /// While it is posted, nothing in safe code can reach its bytes.
 pub struct Segment<T: ?Sized + RdmaBuf, M: Mode> {
     pub(crate) raw: RawSegment,
-    _type: PhantomData<(fn(&T), M)>,
+    _type: PhantomData<Marker<T, M>>,
 }
 
 impl<T: ?Sized + RdmaBuf, M: Mode> fmt::Debug for Segment<T, M> {
@@ -86,7 +99,10 @@ impl<T: ?Sized + RdmaBuf, M: Mode> fmt::Debug for Segment<T, M> {
 
 impl<T: ?Sized + RdmaBuf, M: Mode> Segment<T, M> {
     pub(crate) fn from_raw(raw: RawSegment) -> Self {
-        Self { raw, _type: PhantomData }
+        Self {
+            raw,
+            _type: PhantomData,
+        }
     }
 
     /// Length in bytes.
@@ -147,7 +163,11 @@ impl<E: RdmaPod, M: Mode> Segment<[E], M> {
     /// Copies the elements into `out` (which must have the same length).
     pub fn copy_to(&self, out: &mut [E]) -> Result<()> {
         if out.len() != self.len() {
-            return Err(Error::OutOfBounds { start: 0, end: out.len(), len: self.len() });
+            return Err(Error::OutOfBounds {
+                start: 0,
+                end: out.len(),
+                len: self.len(),
+            });
         }
         fence(Ordering::Acquire);
         // SAFETY: source in bounds for `len()` elements (checked when
@@ -197,7 +217,11 @@ impl<E: RdmaPod> Segment<[E], Rw> {
     /// Copies `src` into the segment (which must have the same length).
     pub fn copy_from(&mut self, src: &[E]) -> Result<()> {
         if src.len() != self.len() {
-            return Err(Error::OutOfBounds { start: 0, end: src.len(), len: self.len() });
+            return Err(Error::OutOfBounds {
+                start: 0,
+                end: src.len(),
+                len: self.len(),
+            });
         }
         // SAFETY: destination in bounds for `len()` elements; exclusive as
         // in `write`; `src` is a distinct Rust buffer, so no overlap.

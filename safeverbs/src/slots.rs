@@ -61,7 +61,11 @@ pub(crate) struct SlotTable<R, C> {
 impl<R, C> SlotTable<R, C> {
     /// A table with room for `capacity` requests before it grows.
     pub(crate) fn with_capacity(capacity: usize) -> Self {
-        Self { slots: Vec::with_capacity(capacity), free: Vec::with_capacity(capacity), live: 0 }
+        Self {
+            slots: Vec::with_capacity(capacity),
+            free: Vec::with_capacity(capacity),
+            live: 0,
+        }
     }
 
     /// Requests posted and not yet handed back (including abandoned ones).
@@ -70,7 +74,9 @@ impl<R, C> SlotTable<R, C> {
     }
 
     fn get(&mut self, id: WrId) -> Option<&mut Slot<R, C>> {
-        self.slots.get_mut(id.index()).filter(|s| s.generation == id.generation())
+        self.slots
+            .get_mut(id.index())
+            .filter(|s| s.generation == id.generation())
     }
 
     fn free_slot(&mut self, index: usize) {
@@ -93,7 +99,10 @@ impl<R, C> SlotTable<R, C> {
             return WrId::new(index, slot.generation);
         }
         let index = self.slots.len() as u32;
-        self.slots.push(Slot { generation: 1, state });
+        self.slots.push(Slot {
+            generation: 1,
+            state,
+        });
         WrId::new(index, 1)
     }
 
@@ -120,7 +129,9 @@ impl<R, C> SlotTable<R, C> {
         completion: C,
         reaped: impl FnOnce(&R),
     ) -> Delivered<R> {
-        let Some(slot) = self.get(id) else { return Delivered::Stale };
+        let Some(slot) = self.get(id) else {
+            return Delivered::Stale;
+        };
         match std::mem::replace(&mut slot.state, State::Free) {
             State::Posted { waker, res } => {
                 reaped(&res);
@@ -142,7 +153,9 @@ impl<R, C> SlotTable<R, C> {
     /// The completion of `id` with its resources, or `Pending` after
     /// remembering `waker` (the latest waker wins).
     pub(crate) fn poll(&mut self, id: WrId, waker: &Waker) -> Poll<Option<(C, R)>> {
-        let Some(slot) = self.get(id) else { return Poll::Ready(None) };
+        let Some(slot) = self.get(id) else {
+            return Poll::Ready(None);
+        };
         match &mut slot.state {
             State::Posted { waker: stored, .. } => {
                 match stored {
@@ -250,7 +263,10 @@ mod tests {
         assert_eq!(id2.index(), id.index());
         assert_ne!(id2, id);
         assert!(matches!(t.complete(id, 0, |_| {}), Delivered::Stale));
-        assert!(matches!(t.complete(WrId(u64::MAX), 0, |_| {}), Delivered::Stale));
+        assert!(matches!(
+            t.complete(WrId(u64::MAX), 0, |_| {}),
+            Delivered::Stale
+        ));
         assert!(matches!(t.complete(WrId(0), 0, |_| {}), Delivered::Stale));
         assert!(t.poll(id2, &w).is_pending());
     }

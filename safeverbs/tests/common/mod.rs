@@ -1,0 +1,66 @@
+//! Shared set-up of the device tests: open the device (or explain the
+//! skip), and connect two queue pairs of one process to each other.
+#![allow(dead_code, unreachable_pub, clippy::expect_used, clippy::panic)]
+
+use safeverbs::{CompletionQueue, Device, ProtectionDomain, QueuePair, Rts, Transport};
+
+/// The device, or `None` after printing why the test is skipped. Inside
+/// the Soft-RoCE machine (`SAFEVERBS_SOFTROCE=1`) a missing device fails.
+pub fn device() -> Option<Device> {
+    match Device::open_default() {
+        Ok(dev) => Some(dev),
+        Err(e) if std::env::var_os("SAFEVERBS_SOFTROCE").is_none() => {
+            println!("skipped: {e}");
+            None
+        }
+        Err(e) => panic!("inside the Soft-RoCE machine the device must open: {e}"),
+    }
+}
+
+/// Everything a loopback test needs.
+pub struct Pair<T: Transport> {
+    pub dev: Device,
+    pub pd: ProtectionDomain,
+    pub cq: CompletionQueue,
+    pub a: QueuePair<T, Rts>,
+    pub b: QueuePair<T, Rts>,
+}
+
+/// Two queue pairs on one CQ, connected to each other, `depth` deep.
+pub fn pair<T: Transport>(dev: &Device, depth: u32) -> Pair<T> {
+    let pd = dev.alloc_pd().expect("alloc_pd");
+    let cq = dev.create_cq(4 * depth as usize).expect("create_cq");
+    let build = || {
+        pd.queue_pair::<T>()
+            .send_cq(&cq)
+            .recv_cq(&cq)
+            .max_send_wr(depth)
+            .max_recv_wr(depth)
+            .build()
+            .expect("build qp")
+    };
+    let (a, b) = (build(), build());
+    let (ea, eb) = (a.endpoint(), b.endpoint());
+    let a = a.connect(&eb).expect("connect a");
+    let b = b.connect(&ea).expect("connect b");
+    Pair {
+        dev: dev.clone(),
+        pd,
+        cq,
+        a,
+        b,
+    }
+}
+
+/// A deterministic byte pattern for message `seed`.
+pub fn pattern(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}

@@ -1,0 +1,262 @@
+//! Ownership, teardown and credit rules, on a real (soft) device.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{device, pair, pattern};
+use futures::executor::block_on;
+use safeverbs::{Access, CompletionQueue, Error, Rc, Uc};
+
+/// Polls `cq` until nothing is in flight (bounded).
+fn drain(cq: &CompletionQueue) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while cq.in_flight() > 0 {
+        assert!(
+            Instant::now() < deadline,
+            "{} requests never completed",
+            cq.in_flight()
+        );
+        cq.poll().unwrap();
+    }
+}
+
+#[test]
+fn overlapping_read_write_segments_are_refused() {
+    let Some(dev) = device() else { return };
+    let pd = dev.alloc_pd().unwrap();
+    let region = pd.register_zeroed::<u8>(256, Access::local()).unwrap();
+    let rw = region.bytes_rw(64..128).unwrap();
+    let err = region.bytes_rw(96..160).unwrap_err();
+    println!("refused: {err}");
+    assert!(
+        err.to_string().contains("96..160") && err.to_string().contains("64..128"),
+        "{err}"
+    );
+    assert!(
+        region.bytes_ro(100..101).is_err(),
+        "read-only over read-write"
+    );
+    // Read-only views may overlap each other.
+    let ro1 = region.bytes_ro(0..64).unwrap();
+    let ro2 = region.bytes_ro(32..64).unwrap();
+    assert!(region.bytes_rw(0..1).is_err());
+    assert_eq!(region.live_segments(), 3);
+    drop((rw, ro1, ro2));
+    assert_eq!(
+        region.live_segments(),
+        0,
+        "freed segments return their ranges"
+    );
+    let whole = region.bytes_rw(0..256).unwrap();
+    assert_eq!(whole.len(), 256);
+    assert!(matches!(
+        region.bytes_ro(250..300),
+        Err(Error::OutOfBounds { .. })
+    ));
+}
+
+#[test]
+fn remotely_writable_memory_is_read_by_copy_only() {
+    let Some(dev) = device() else { return };
+    let pd = dev.alloc_pd().unwrap();
+    let shared = pd.register(5u64, Access::remote_write()).unwrap();
+    let seg = shared.read_only().unwrap();
+    assert!(matches!(seg.get(), Err(Error::RemotelyWritable)));
+    assert_eq!(seg.read(), 5);
+    let local = pd.register(6u64, Access::local()).unwrap();
+    assert_eq!(*local.read_only().unwrap().get().unwrap(), 6);
+}
+
+#[test]
+fn a_dropped_future_keeps_its_memory_until_the_completion() {
+    let Some(dev) = device() else { return };
+    let p = pair::<Rc>(&dev, 16);
+    let data = pattern(65_536, 9);
+    let src = p.pd.register_slice(&data, Access::local()).unwrap();
+    let dst =
+        p.pd.register_zeroed::<u8>(65_536, Access::remote_write())
+            .unwrap();
+    let remote = dst.remote().slice(0..65_536).unwrap();
+    let fut = p.a.write(src.slice_ro(0..65_536).unwrap(), remote);
+    // Drop the future and the region handle right after posting: the
+    // segment in the slot table keeps the memory registered.
+    drop(fut);
+    drop(src);
+    assert_eq!(p.cq.in_flight(), 1, "abandoned, not freed");
+    drain(&p.cq);
+    assert_eq!(
+        dst.bytes_ro(0..65_536).unwrap().to_vec(),
+        data,
+        "the NIC read valid memory"
+    );
+    assert_eq!(p.cq.in_flight(), 0, "the slot table is empty again");
+}
+
+#[test]
+fn a_forgotten_future_only_leaks() {
+    let Some(dev) = device() else { return };
+    let p = pair::<Rc>(&dev, 16);
+    let src = p.pd.register([1u8; 4096], Access::local()).unwrap();
+    let dst = p.pd.register([0u8; 4096], Access::remote_write()).unwrap();
+    let fut = p.a.write(src.read_only().unwrap(), dst.remote().whole());
+    std::mem::forget(fut);
+    // The slot still owns the segment: the memory stays valid.
+    drain(&p.cq);
+    assert_eq!(dst.read_only().unwrap().read(), [1u8; 4096]);
+    // The completion arrived, but nobody took it: the slot (and segment)
+    // are leaked, never freed while in use.
+    assert_eq!(p.cq.in_flight(), 1);
+    assert_eq!(
+        src.live_segments(),
+        1,
+        "the forgotten segment still holds its range"
+    );
+    assert!(src.read_write().is_err(), "and still excludes writers");
+}
+
+#[test]
+fn dropping_a_queue_pair_with_100_in_flight_flushes_them() {
+    let Some(dev) = device() else { return };
+    let p = pair::<Uc>(&dev, 128);
+    let bufs =
+        p.pd.register_zeroed::<u8>(100 * 64, Access::local())
+            .unwrap();
+    let recvs: Vec<_> = (0..100)
+        .map(|i| p.b.recv(bufs.slice_rw(i * 64..(i + 1) * 64).unwrap()))
+        .collect();
+    assert_eq!(p.b.in_flight(), 100);
+    let common::Pair { a, b, cq, pd, .. } = p;
+    let started = Instant::now();
+    drop(b); // moves to ERR, reaps the 100 flushes, then destroys
+    println!(
+        "dropped a QP with 100 receives in flight in {:?}",
+        started.elapsed()
+    );
+    for (res, seg) in block_on(futures::future::join_all(recvs)) {
+        let err = res.unwrap_err();
+        assert!(err.is_flush(), "{err}");
+        assert_eq!(seg.len(), 64, "the segment came back");
+    }
+    assert_eq!(cq.in_flight(), 0);
+    assert_eq!(bufs.live_segments(), 0);
+    drop((a, pd));
+}
+
+#[test]
+fn into_error_flushes_outstanding_receives() {
+    let Some(dev) = device() else { return };
+    let p = pair::<Rc>(&dev, 8);
+    let buf = p.pd.register([0u32; 8], Access::local()).unwrap();
+    let recv = p.a.recv(buf.read_write().unwrap());
+    let common::Pair { a, .. } = p;
+    let failed = a.into_error().unwrap();
+    let (res, seg) = block_on(recv);
+    let err = res.unwrap_err();
+    println!("flushed: {err}");
+    assert!(err.to_string().contains("WR_FLUSH_ERR"));
+    drop(seg);
+    assert_eq!(buf.live_segments(), 0);
+    drop(failed);
+}
+
+#[test]
+fn a_full_send_queue_makes_the_next_post_wait() {
+    let Some(dev) = device() else { return };
+    let p = pair::<Rc>(&dev, 4);
+    let src =
+        p.pd.register_zeroed::<u8>(64 * 64, Access::local())
+            .unwrap();
+    let dst =
+        p.pd.register_zeroed::<u8>(64 * 64, Access::remote_write())
+            .unwrap();
+    // 64 writes on a send queue of 4: the extra ones wait for credits.
+    let futs: Vec<_> = (0..64)
+        .map(|i| {
+            let mut s = src.slice_rw(i * 64..(i + 1) * 64).unwrap();
+            s.fill(i as u8);
+            p.a.write(
+                s,
+                dst.remote()
+                    .slice((i * 64) as u64..((i + 1) * 64) as u64)
+                    .unwrap(),
+            )
+        })
+        .collect();
+    assert!(
+        p.a.in_flight() <= 4,
+        "never more than the queue depth posted"
+    );
+    for (res, _) in block_on(futures::future::join_all(futs)) {
+        res.unwrap();
+    }
+    for i in 0..64 {
+        assert_eq!(
+            dst.bytes_ro(i * 64..(i + 1) * 64).unwrap().to_vec(),
+            vec![i as u8; 64]
+        );
+    }
+}
+
+#[test]
+fn a_cq_too_small_for_its_queues_is_refused() {
+    let Some(dev) = device() else { return };
+    let pd = dev.alloc_pd().unwrap();
+    let cq = dev.create_cq(16).unwrap();
+    let cap = cq.capacity();
+    let err = pd
+        .queue_pair::<Rc>()
+        .send_cq(&cq)
+        .recv_cq(&cq)
+        .max_send_wr(cap as u32)
+        .max_recv_wr(8)
+        .build()
+        .unwrap_err();
+    println!("refused: {err}");
+    assert!(matches!(err, Error::CqTooSmall { .. }), "{err}");
+    // The failed build reserved nothing.
+    let ok = pd
+        .queue_pair::<Rc>()
+        .send_cq(&cq)
+        .recv_cq(&cq)
+        .max_send_wr(4)
+        .max_recv_wr(4)
+        .build();
+    assert!(ok.is_ok());
+}
+
+#[test]
+fn a_wrong_transport_or_fingerprint_is_refused_at_connect() {
+    let Some(dev) = device() else { return };
+    let pd = dev.alloc_pd().unwrap();
+    let cq = dev.create_cq(64).unwrap();
+    let rc = pd
+        .queue_pair::<Rc>()
+        .send_cq(&cq)
+        .recv_cq(&cq)
+        .build()
+        .unwrap();
+    let uc = pd
+        .queue_pair::<Uc>()
+        .send_cq(&cq)
+        .recv_cq(&cq)
+        .build()
+        .unwrap();
+    let err = rc.to_rtr(&uc.endpoint()).unwrap_err();
+    assert!(
+        matches!(err.error, Error::TransportMismatch { .. }),
+        "{err}"
+    );
+    let rc = err.qp; // handed back, still usable
+    let typed = pd
+        .queue_pair::<Rc>()
+        .send_cq(&cq)
+        .recv_cq(&cq)
+        .fingerprint(0xabcd, "Mailbox")
+        .build()
+        .unwrap();
+    let err = typed.to_rtr(&rc.endpoint()).unwrap_err();
+    println!("refused: {err}");
+    assert!(err.to_string().contains("Mailbox") && err.to_string().contains("0x000000000000abcd"));
+}
