@@ -266,18 +266,35 @@ impl From<DecodeError> for ReadError {
     }
 }
 
-/// CRC-32 (IEEE 802.3, reflected, polynomial 0xEDB88320), bit by bit.
+/// CRC-32 (IEEE 802.3, as in zlib: reflected, polynomial 0xEDB88320).
 fn crc32(bytes: &[u8]) -> u32 {
     let mut crc = !0u32;
     for &byte in bytes {
-        crc ^= u32::from(byte);
-        for _ in 0..8 {
-            let mask = (crc & 1).wrapping_neg();
-            crc = (crc >> 1) ^ (0xEDB8_8320 & mask);
-        }
+        crc = (crc >> 8) ^ CRC_TABLE[usize::from((crc as u8) ^ byte)];
     }
     !crc
 }
+
+/// The byte-at-a-time CRC-32 table, computed at compile time.
+const CRC_TABLE: [u32; 256] = {
+    let mut table = [0u32; 256];
+    let mut i = 0;
+    while i < 256 {
+        let mut crc = i as u32;
+        let mut bit = 0;
+        while bit < 8 {
+            crc = if crc & 1 == 1 {
+                (crc >> 1) ^ 0xEDB8_8320
+            } else {
+                crc >> 1
+            };
+            bit += 1;
+        }
+        table[i] = crc;
+        i += 1;
+    }
+    table
+};
 
 /// Writes consecutive fixed-size pieces into a buffer.
 struct Put<'a>(&'a mut [u8]);
@@ -532,6 +549,34 @@ mod tests {
     fn reseal(bytes: &mut [u8; ENCODED_LEN]) {
         let crc = crc32(&bytes[..ENCODED_LEN - 4]);
         bytes[ENCODED_LEN - 4..].copy_from_slice(&crc.to_be_bytes());
+    }
+
+    /// The textbook bit-at-a-time CRC-32, to check the table against.
+    fn crc32_bitwise(bytes: &[u8]) -> u32 {
+        let mut crc = !0u32;
+        for &byte in bytes {
+            crc ^= u32::from(byte);
+            for _ in 0..8 {
+                crc = if crc & 1 == 1 {
+                    (crc >> 1) ^ 0xEDB8_8320
+                } else {
+                    crc >> 1
+                };
+            }
+        }
+        !crc
+    }
+
+    #[test]
+    fn crc32_matches_bitwise() {
+        let data: Vec<u8> = (0..=255u8).chain((0..=255u8).rev()).collect();
+        for len in 0..data.len() {
+            assert_eq!(
+                crc32(&data[..len]),
+                crc32_bitwise(&data[..len]),
+                "length {len}"
+            );
+        }
     }
 
     #[test]

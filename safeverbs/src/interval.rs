@@ -632,13 +632,19 @@ mod tests {
         check_invariants(map);
         let live_count = model.live.iter().filter(|(r, _)| !r.is_empty()).count();
         assert_eq!(map.live(), live_count);
-        for byte in 0..SPACE {
-            assert_eq!(
-                coverage_at(map, byte),
-                model.shared_coverage(byte),
-                "byte {byte}"
-            );
+        let mut want = [0usize; SPACE];
+        for (r, a) in &model.live {
+            if *a == Ro {
+                want[r.clone()].iter_mut().for_each(|c| *c += 1);
+            }
         }
+        let mut got = [0usize; SPACE];
+        for (&start, piece) in &map.pieces {
+            got[start..piece.end]
+                .iter_mut()
+                .for_each(|c| *c = piece.count);
+        }
+        assert_eq!(got, want);
         let mut excl: Vec<_> = model
             .live
             .iter()
@@ -646,8 +652,8 @@ mod tests {
             .map(|(r, _)| (r.start, r.end))
             .collect();
         excl.sort_unstable();
-        let got: Vec<_> = map.exclusive.iter().map(|(&s, &e)| (s, e)).collect();
-        assert_eq!(got, excl);
+        let excl_got: Vec<_> = map.exclusive.iter().map(|(&s, &e)| (s, e)).collect();
+        assert_eq!(excl_got, excl);
     }
 
     #[test]

@@ -69,6 +69,8 @@ mod device;
 mod endpoint;
 mod error;
 mod exchange;
+mod fields;
+pub mod fingerprint;
 mod interval;
 mod mode;
 mod ops;
@@ -89,6 +91,7 @@ pub use endpoint::{
 };
 pub use error::{Error, Result};
 pub use exchange::{exchange, tcp_accept, tcp_connect, EXCHANGE_TIMEOUT};
+pub use fields::{HasFields, LocalField, Project};
 pub use interval::Conflict;
 pub use mode::{Mode, Ro, Rw};
 pub use ops::Post;
@@ -99,3 +102,12 @@ pub use region::MemoryRegion;
 pub use remote::{RemoteRegion, RemoteSegment, REMOTE_REGION_LEN};
 pub use segment::Segment;
 pub use transport::{CanRecv, Failed, Init, Rc, Reliable, Rtr, Rts, State, Transport, Uc};
+
+/// What `#[derive(RdmaPod)]` expands to refers to; not a public API.
+#[doc(hidden)]
+pub mod __private {
+    pub use crate::fields::{HasFields, Project};
+    pub use crate::fingerprint;
+    pub use crate::pod::RdmaPod;
+    pub use core;
+}

@@ -24,6 +24,9 @@ use core::mem::{align_of, size_of};
             without padding (`#[derive(RdmaPod)]`)"
 )]
 pub unsafe trait RdmaPod: Copy + Send + Sync + 'static {
+    /// The layout fingerprint of the type (see [`fingerprint`](crate::fingerprint)).
+    const FINGERPRINT: u64;
+
     /// The all-zero value, which is valid for every `RdmaPod` type.
     fn zeroed() -> Self {
         // SAFETY: every bit pattern, so also all zeroes, is a valid `Self`
@@ -36,7 +39,10 @@ macro_rules! impl_pod {
     ($($t:ty),*) => {$(
         // SAFETY: primitive integers and floats are `Copy`, have no padding,
         // accept every bit pattern and hold no pointers.
-        unsafe impl RdmaPod for $t {}
+        unsafe impl RdmaPod for $t {
+            const FINGERPRINT: u64 =
+                crate::fingerprint::primitive(stringify!($t), size_of::<$t>());
+        }
     )*};
 }
 impl_pod!(u8, u16, u32, u64, u128, i8, i16, i32, i64, i128, usize, isize, f32, f64);
@@ -44,7 +50,9 @@ impl_pod!(u8, u16, u32, u64, u128, i8, i16, i32, i64, i128, usize, isize, f32, f
 // SAFETY: an array of `RdmaPod` elements has no padding between elements
 // (size is a multiple of align), accepts every bit pattern element-wise and
 // holds no pointers.
-unsafe impl<T: RdmaPod, const N: usize> RdmaPod for [T; N] {}
+unsafe impl<T: RdmaPod, const N: usize> RdmaPod for [T; N] {
+    const FINGERPRINT: u64 = crate::fingerprint::array(T::FINGERPRINT, N);
+}
 
 mod sealed {
     pub trait Sealed {}
@@ -66,6 +74,9 @@ pub unsafe trait RdmaBuf: sealed::Sealed + Send + Sync + 'static {
     /// Size in bytes of one unit (the value, or one slice element).
     #[doc(hidden)]
     const UNIT: usize;
+    /// True for a single value, false for a slice.
+    #[doc(hidden)]
+    const SIZED: bool;
     /// A pointer to `bytes` bytes at `ptr` viewed as `Self`.
     #[doc(hidden)]
     fn from_raw(ptr: *mut u8, bytes: usize) -> *mut Self;
@@ -75,6 +86,7 @@ pub unsafe trait RdmaBuf: sealed::Sealed + Send + Sync + 'static {
 unsafe impl<T: RdmaPod> RdmaBuf for T {
     const ALIGN: usize = align_of::<T>();
     const UNIT: usize = size_of::<T>();
+    const SIZED: bool = true;
     fn from_raw(ptr: *mut u8, _bytes: usize) -> *mut Self {
         ptr.cast()
     }
@@ -85,6 +97,7 @@ unsafe impl<T: RdmaPod> RdmaBuf for T {
 unsafe impl<T: RdmaPod> RdmaBuf for [T] {
     const ALIGN: usize = align_of::<T>();
     const UNIT: usize = size_of::<T>();
+    const SIZED: bool = false;
     fn from_raw(ptr: *mut u8, bytes: usize) -> *mut Self {
         let n = if size_of::<T>() == 0 {
             0

@@ -264,31 +264,9 @@ impl<T: ?Sized + RdmaBuf> MemoryRegion<T> {
         self.inner.map.lock().map(|m| m.live()).unwrap_or(0)
     }
 
-    /// A segment over bytes `range` of the region, viewed as `U`.
-    fn carve<U: ?Sized + RdmaBuf, M: Mode>(&self, range: Range<usize>) -> Result<Segment<U, M>> {
-        let len = self.inner.len;
-        if range.start > range.end || range.end > len {
-            return Err(Error::OutOfBounds {
-                start: range.start,
-                end: range.end,
-                len,
-            });
-        }
-        let aligned = (self.inner.ptr.as_ptr() as usize + range.start) % U::ALIGN == 0;
-        if !aligned || (range.end - range.start) % U::UNIT.max(1) != 0 {
-            return Err(Error::BadSelection(format!(
-                "bytes {}..{} are not a whole, aligned run of {}",
-                range.start,
-                range.end,
-                std::any::type_name::<U>()
-            )));
-        }
-        RawSegment::acquire(self.inner.clone(), range, M::ACCESS).map(Segment::from_raw)
-    }
-
     /// A read-only view of bytes `range` of the region.
     pub fn bytes_ro(&self, range: Range<usize>) -> Result<Segment<[u8], Ro>> {
-        self.carve(range)
+        carve(&self.inner, range)
     }
 
     /// A read-write view of bytes `range` of the region.
@@ -296,20 +274,46 @@ impl<T: ?Sized + RdmaBuf> MemoryRegion<T> {
     /// Writing arbitrary bytes is sound: every bit pattern of an `RdmaPod`
     /// type is valid.
     pub fn bytes_rw(&self, range: Range<usize>) -> Result<Segment<[u8], Rw>> {
-        self.carve(range)
+        carve(&self.inner, range)
     }
+}
+
+/// A segment over bytes `range` of `region`, viewed as `U`: bounds,
+/// alignment and the overlap rules are checked.
+pub(crate) fn carve<U: ?Sized + RdmaBuf, M: Mode>(
+    region: &Arc<RegionInner>,
+    range: Range<usize>,
+) -> Result<Segment<U, M>> {
+    let len = region.len;
+    if range.start > range.end || range.end > len {
+        return Err(Error::OutOfBounds {
+            start: range.start,
+            end: range.end,
+            len,
+        });
+    }
+    let aligned = (region.ptr.as_ptr() as usize + range.start) % U::ALIGN == 0;
+    if !aligned || (range.end - range.start) % U::UNIT.max(1) != 0 {
+        return Err(Error::BadSelection(format!(
+            "bytes {}..{} are not a whole, aligned run of {}",
+            range.start,
+            range.end,
+            std::any::type_name::<U>()
+        )));
+    }
+    RawSegment::acquire(region.clone(), range, M::ACCESS).map(Segment::from_raw)
 }
 
 impl<T: RdmaPod> MemoryRegion<T> {
     /// A read-only segment over the whole value. Many may exist at once.
     pub fn read_only(&self) -> Result<Segment<T, Ro>> {
-        self.carve(0..size_of::<T>())
+        carve(&self.inner, 0..size_of::<T>())
     }
 
     /// A read-write segment over the whole value; refused while any other
     /// segment of the region is alive.
     pub fn read_write(&self) -> Result<Segment<T, Rw>> {
-        self.carve(0..size_of::<T>())
+        carve(&self.inner, 0..size_of::<T>())
     }
 
     /// A read-write segment over the whole value, without the overlap check.
@@ -347,22 +351,28 @@ impl<T: RdmaPod> MemoryRegion<[T]> {
 
     /// A read-only segment over elements `range`.
     pub fn slice_ro(&self, range: Range<usize>) -> Result<Segment<[T], Ro>> {
-        self.carve(self.byte_range(range)?)
+        carve(&self.inner, self.byte_range(range)?)
     }
 
     /// A read-write segment over elements `range`.
     pub fn slice_rw(&self, range: Range<usize>) -> Result<Segment<[T], Rw>> {
-        self.carve(self.byte_range(range)?)
+        carve(&self.inner, self.byte_range(range)?)
     }
 
     /// A read-only segment over element `index`.
     pub fn elem_ro(&self, index: usize) -> Result<Segment<T, Ro>> {
-        self.carve(self.byte_range(index..index.saturating_add(1))?)
+        carve(
+            &self.inner,
+            self.byte_range(index..index.saturating_add(1))?,
+        )
     }
 
     /// A read-write segment over element `index`.
     pub fn elem_rw(&self, index: usize) -> Result<Segment<T, Rw>> {
-        self.carve(self.byte_range(index..index.saturating_add(1))?)
+        carve(
+            &self.inner,
+            self.byte_range(index..index.saturating_add(1))?,
+        )
     }
 
     /// A read-write segment over elements `range`, without the overlap

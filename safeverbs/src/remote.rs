@@ -108,7 +108,12 @@ impl<T: ?Sized + RdmaBuf> RemoteRegion<T> {
             u64::from_be_bytes(to8(len)),
             u32::from_be_bytes(rkey.try_into().unwrap_or_default()),
         );
-        if this.len % (T::UNIT.max(1) as u64) != 0 || this.addr.checked_add(this.len).is_none() {
+        let whole = if T::SIZED {
+            this.len == T::UNIT as u64
+        } else {
+            this.len % (T::UNIT.max(1) as u64) == 0
+        };
+        if !whole || this.addr.checked_add(this.len).is_none() {
             return Err(Error::BadSelection(format!(
                 "peer region of {} bytes at {:#x} is not a whole run of {}",
                 this.len,
@@ -176,6 +181,18 @@ impl<T: ?Sized> RemoteSegment<T> {
     /// The peer's address of the first byte.
     pub fn addr(&self) -> u64 {
         self.addr
+    }
+
+    /// The field of `len` bytes at `offset`; clamped to this segment, so a
+    /// field layout can never reach past what the peer granted.
+    pub(crate) fn sub_field<U: ?Sized>(&self, offset: u64, len: u64) -> RemoteSegment<U> {
+        let offset = offset.min(self.len);
+        RemoteSegment {
+            addr: self.addr + offset,
+            len: len.min(self.len - offset),
+            rkey: self.rkey,
+            _type: PhantomData,
+        }
     }
 
     /// Checks that `bytes` bytes fit, before anything is posted.

@@ -106,7 +106,10 @@ fn a_forgotten_future_only_leaks() {
     // write lands.
     let deadline = Instant::now() + Duration::from_secs(10);
     while dst.read_only().unwrap().read() != [1u8; 4096] {
-        assert!(Instant::now() < deadline, "the forgotten write never landed");
+        assert!(
+            Instant::now() < deadline,
+            "the forgotten write never landed"
+        );
         p.cq.poll().unwrap();
     }
     p.cq.poll().unwrap();
