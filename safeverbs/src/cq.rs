@@ -9,6 +9,7 @@ use safeverbs_sys as sys;
 
 use crate::completion::RawCompletion;
 use crate::device::Device;
+use crate::events::{start_driver, Channel, CqMode};
 use crate::qp::QpInner;
 use crate::segment::RawSegment;
 use crate::slots::{Delivered, SlotTable, WrId};
@@ -48,6 +49,8 @@ pub(crate) struct CqInner {
     slots: Mutex<Slots>,
     /// Completions whose `wr_id` matched no posted request.
     stale: AtomicU64,
+    /// The completion channel in event mode.
+    channel: Option<Channel>,
     _device: Device,
 }
 
@@ -65,6 +68,7 @@ impl Drop for CqInner {
         if rc != 0 {
             tracing::warn!(rc, "ibv_destroy_cq failed");
         }
+        // The channel (if any) is dropped after the CQ, as it must be.
     }
 }
 
@@ -80,8 +84,13 @@ impl fmt::Debug for CompletionQueue {
 
 impl Device {
     /// Creates a completion queue with room for at least `entries`
-    /// completions.
+    /// completions, in busy-poll mode.
     pub fn create_cq(&self, entries: usize) -> Result<CompletionQueue> {
+        self.create_cq_with(entries, CqMode::BusyPoll)
+    }
+
+    /// Creates a completion queue in the given [`CqMode`].
+    pub fn create_cq_with(&self, entries: usize, mode: CqMode) -> Result<CompletionQueue> {
         let max = self.limits().max_cqe as usize;
         if entries == 0 || entries > max {
             return Err(Error::BadSelection(format!(
@@ -89,13 +98,18 @@ impl Device {
                 self.name()
             )));
         }
-        // SAFETY: the context is open; no channel, no context pointer.
+        let channel = match mode {
+            CqMode::BusyPoll => None,
+            _ => Some(Channel::create(self.inner.ctx)?),
+        };
+        let raw_channel = channel.as_ref().map_or(std::ptr::null_mut(), Channel::raw);
+        // SAFETY: the context is open; the channel is null or live.
         let cq = unsafe {
             sys::ibv_create_cq(
                 self.inner.ctx,
                 entries as i32,
                 std::ptr::null_mut(),
-                std::ptr::null_mut(),
+                raw_channel,
                 0,
             )
         };
@@ -111,16 +125,19 @@ impl Device {
         let capacity = usize::try_from(unsafe { (*cq).cqe })
             .unwrap_or(entries)
             .max(entries);
-        Ok(CompletionQueue {
-            inner: Arc::new(CqInner {
-                cq,
-                capacity,
-                reserved: AtomicUsize::new(0),
-                slots: Mutex::new(SlotTable::with_capacity(capacity)),
-                stale: AtomicU64::new(0),
-                _device: self.clone(),
-            }),
-        })
+        let inner = Arc::new(CqInner {
+            cq,
+            capacity,
+            reserved: AtomicUsize::new(0),
+            slots: Mutex::new(SlotTable::with_capacity(capacity)),
+            stale: AtomicU64::new(0),
+            channel,
+            _device: self.clone(),
+        });
+        if let Some(channel) = &inner.channel {
+            start_driver(&inner, channel, mode)?;
+        }
+        Ok(CompletionQueue { inner })
     }
 }
 
@@ -154,6 +171,20 @@ impl CompletionQueue {
 impl CqInner {
     pub(crate) fn raw(&self) -> *mut sys::ibv_cq {
         self.cq
+    }
+
+    /// True when pending futures must ask to be polled again (no driver
+    /// will wake them).
+    pub(crate) fn busy_poll(&self) -> bool {
+        self.channel.is_none()
+    }
+
+    /// The event driver's step: drain the channel, re-arm, reap.
+    pub(crate) fn drive_events(&self) -> Result<usize> {
+        match &self.channel {
+            Some(channel) => self.handle_events(channel),
+            None => self.poll(),
+        }
     }
 
     pub(crate) fn slots(&self) -> MutexGuard<'_, Slots> {

@@ -570,7 +570,10 @@ mod tests {
     #[test]
     fn crc32_matches_bitwise() {
         let data: Vec<u8> = (0..=255u8).chain((0..=255u8).rev()).collect();
-        for len in 0..data.len() {
+        // All lengths together are quadratic work: Miri checks the short ones
+        // and a few long ones.
+        let long = if cfg!(miri) { 0..0 } else { 65..data.len() };
+        for len in (0..=64).chain(long).chain([255, 256, 511, 512]) {
             assert_eq!(
                 crc32(&data[..len]),
                 crc32_bitwise(&data[..len]),
@@ -1160,7 +1163,9 @@ mod tests {
             // Entirely random bytes, sometimes behind a valid header.
             let len = rng.below(80);
             let mut buf = [0u8; 80];
-            buf.iter_mut().for_each(|b| *b = rng.byte());
+            for chunk in buf.chunks_mut(8) {
+                chunk.copy_from_slice(&rng.next().to_le_bytes());
+            }
             if rng.below(2) == 0 {
                 buf[..HEADER_LEN].copy_from_slice(&sample().encode()[..HEADER_LEN]);
             }

@@ -68,6 +68,7 @@ mod cq;
 mod device;
 mod endpoint;
 mod error;
+mod events;
 mod exchange;
 mod fields;
 pub mod fingerprint;
@@ -90,6 +91,7 @@ pub use endpoint::{
     DecodeError, Endpoint, ReadError, TransportKind, ENCODED_LEN, ENDPOINT_VERSION,
 };
 pub use error::{Error, Result};
+pub use events::CqMode;
 pub use exchange::{exchange, tcp_accept, tcp_connect, EXCHANGE_TIMEOUT};
 pub use fields::{HasFields, LocalField, Project};
 pub use interval::Conflict;

@@ -276,9 +276,12 @@ impl<T: ?Sized + RdmaBuf, M: Mode> Future for Post<T, M> {
                             Poll::Pending => {}
                         }
                     }
+                    // Busy-poll mode: ask to be polled again. Event mode:
+                    // the driver wakes the waker stored in the slot.
+                    if cq.busy_poll() {
+                        cx.waker().wake_by_ref();
+                    }
                     this.phase = Phase::Posted { cq, id };
-                    // Busy-poll mode: ask to be polled again.
-                    cx.waker().wake_by_ref();
                     return Poll::Pending;
                 }
                 Phase::Done => return Poll::Pending,
