@@ -102,6 +102,7 @@ pub use pod::{RdmaBuf, RdmaPod};
 pub use qp::{QpBuilder, QueuePair, TransitionError};
 pub use region::MemoryRegion;
 pub use remote::{RemoteRegion, RemoteSegment, REMOTE_REGION_LEN};
+pub use safeverbs_derive::RdmaPod;
 pub use segment::Segment;
 pub use transport::{CanRecv, Failed, Init, Rc, Reliable, Rtr, Rts, State, Transport, Uc};
 
@@ -112,4 +113,125 @@ pub mod __private {
     pub use crate::fingerprint;
     pub use crate::pod::RdmaPod;
     pub use core;
+
+    /// The padding check of `#[derive(RdmaPod)]`, evaluated in a `const`:
+    /// unless the `fields` (name, offset, size, in declaration order) cover
+    /// all `size` bytes of `ty`, it panics, which is a compile error naming
+    /// each gap and how to fill it.
+    #[allow(clippy::panic)] // The panic is the compile error.
+    pub const fn assert_no_padding(ty: &str, size: usize, fields: &[(&str, usize, usize)]) {
+        let mut covered = 0;
+        let mut i = 0;
+        while i < fields.len() {
+            covered += fields[i].2;
+            i += 1;
+        }
+        if covered >= size {
+            return;
+        }
+        let mut msg = Msg::new()
+            .str("`")
+            .str(ty)
+            .str("` has ")
+            .num(size - covered)
+            .str(" bytes of padding, which would carry undefined bytes to the peer: ");
+        let (mut end, mut first_gap, mut elided, mut i) = (0, 0, false, 0);
+        while i <= fields.len() {
+            let offset = if i < fields.len() { fields[i].1 } else { size };
+            if offset > end && msg.len > 640 {
+                // Keep room for the advice: the first gaps say enough.
+                if !elided {
+                    msg = msg.str(", and more");
+                    elided = true;
+                }
+            } else if offset > end {
+                msg = msg
+                    .str(if first_gap == 0 { "" } else { ", " })
+                    .num(offset - end);
+                msg = if i == 0 {
+                    msg.str(" bytes before `").str(fields[i].0).str("`")
+                } else if i < fields.len() {
+                    let between = msg.str(" bytes between `").str(fields[i - 1].0);
+                    between.str("` and `").str(fields[i].0).str("`")
+                } else {
+                    msg.str(" bytes at the end, after `")
+                        .str(fields[i - 1].0)
+                        .str("`")
+                };
+                msg = msg.str(" (bytes ").num(end).str("..").num(offset).str(")");
+                if first_gap == 0 {
+                    first_gap = offset - end;
+                }
+            }
+            if i < fields.len() && fields[i].1 + fields[i].2 > end {
+                end = fields[i].1 + fields[i].2;
+            }
+            i += 1;
+        }
+        let msg = msg
+            .str(". Reorder the fields by decreasing alignment, or fill each gap with an ")
+            .str("explicit field such as `_pad: [u8; ")
+            .num(first_gap)
+            .str("]`");
+        let (text, _) = msg.buf.split_at(msg.len);
+        match core::str::from_utf8(text) {
+            Ok(text) => panic!("{}", text),
+            Err(_) => panic!("the struct has padding: reorder its fields or add `_pad` fields"),
+        }
+    }
+
+    /// A message built at compile time (`format!` is not `const`).
+    struct Msg {
+        buf: [u8; 1024],
+        len: usize,
+    }
+
+    impl Msg {
+        const fn new() -> Self {
+            Self {
+                buf: [0; 1024],
+                len: 0,
+            }
+        }
+
+        /// Appends `s`, or as much of it as fits (at a character boundary).
+        const fn str(mut self, s: &str) -> Self {
+            let bytes = s.as_bytes();
+            let mut i = 0;
+            while i < bytes.len() && self.len < self.buf.len() {
+                self.buf[self.len] = bytes[i];
+                self.len += 1;
+                i += 1;
+            }
+            // Truncated inside a character: drop its leading bytes.
+            if i < bytes.len() {
+                while self.len > 0 && self.buf[self.len - 1] & 0xc0 == 0x80 {
+                    self.len -= 1;
+                }
+                if self.len > 0 && self.buf[self.len - 1] >= 0xc0 {
+                    self.len -= 1;
+                }
+            }
+            self
+        }
+
+        /// Appends `n` in decimal.
+        const fn num(self, mut n: usize) -> Self {
+            let mut digits = [0u8; 20];
+            let mut at = digits.len();
+            loop {
+                at -= 1;
+                digits[at] = b'0' + (n % 10) as u8;
+                n /= 10;
+                if n == 0 {
+                    break;
+                }
+            }
+            let (_, digits) = digits.split_at(at);
+            match core::str::from_utf8(digits) {
+                Ok(digits) => self.str(digits),
+                Err(_) => self,
+            }
+        }
+    }
 }

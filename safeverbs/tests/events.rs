@@ -11,7 +11,15 @@ use safeverbs::{Access, CqMode, Device, Rc};
 fn run_pingpongs(dev: &Device, mode: CqMode, rounds: u64) {
     let pd = dev.alloc_pd().unwrap();
     let cq = dev.create_cq_with(64, mode).unwrap();
-    let build = || pd.queue_pair::<Rc>().send_cq(&cq).recv_cq(&cq).max_send_wr(8).max_recv_wr(8).build().unwrap();
+    let build = || {
+        pd.queue_pair::<Rc>()
+            .send_cq(&cq)
+            .recv_cq(&cq)
+            .max_send_wr(8)
+            .max_recv_wr(8)
+            .build()
+            .unwrap()
+    };
     let (a, b) = (build(), build());
     let (ea, eb) = (a.endpoint(), b.endpoint());
     let (a, b) = (a.connect(&eb).unwrap(), b.connect(&ea).unwrap());
@@ -45,15 +53,29 @@ fn notifier_thread_wakes_sleeping_futures() {
 #[test]
 fn tokio_driver_wakes_tasks() {
     let Some(dev) = device() else { return };
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
     rt.block_on(async {
         let pd = dev.alloc_pd().unwrap();
         let cq = dev.create_cq_with(256, CqMode::Tokio).unwrap();
-        let build = || pd.queue_pair::<Rc>().send_cq(&cq).recv_cq(&cq).max_send_wr(32).max_recv_wr(32).build().unwrap();
+        let build = || {
+            pd.queue_pair::<Rc>()
+                .send_cq(&cq)
+                .recv_cq(&cq)
+                .max_send_wr(32)
+                .max_recv_wr(32)
+                .build()
+                .unwrap()
+        };
         let (a, b) = (build(), build());
         let (ea, eb) = (a.endpoint(), b.endpoint());
         let (a, b) = (a.connect(&eb).unwrap(), b.connect(&ea).unwrap());
-        let dst = pd.register_zeroed::<u8>(64 * 32, Access::remote_write()).unwrap();
+        let dst = pd
+            .register_zeroed::<u8>(64 * 32, Access::remote_write())
+            .unwrap();
         let a = std::sync::Arc::new(a);
         let mut tasks = Vec::new();
         for t in 0..8u64 {
@@ -75,7 +97,10 @@ fn tokio_driver_wakes_tasks() {
             t.await.unwrap();
         }
         for t in 0..8u64 {
-            let got = dst.bytes_ro((t * 64) as usize..((t + 1) * 64) as usize).unwrap().to_vec();
+            let got = dst
+                .bytes_ro((t * 64) as usize..((t + 1) * 64) as usize)
+                .unwrap()
+                .to_vec();
             assert_eq!(got, pattern(64, t * 1000 + 99));
         }
         drop(b);

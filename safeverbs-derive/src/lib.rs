@@ -1,0 +1,102 @@
+//! `#[derive(RdmaPod)]`: certifies a struct as plain old data that may
+//! live in memory the NIC and a peer write, gives it a layout fingerprint,
+//! and generates its field layout for named field segments.
+//!
+//! Use it through `safeverbs`, which re-exports it next to the trait:
+//!
+//! ```
+//! use safeverbs::{fingerprint, RdmaPod, RemoteRegion};
+//!
+//! #[derive(RdmaPod, Clone, Copy)]
+//! #[repr(C)]
+//! pub struct Mailbox {
+//!     pub seq: u64,
+//!     pub len: u32,
+//!     pub flags: u32,
+//!     pub data: [u8; 64],
+//! }
+//!
+//! // Peers compare fingerprints when they connect; a renamed, reordered
+//! // or resized field changes it.
+//! assert_ne!(Mailbox::FINGERPRINT, 0);
+//!
+//! // The derive also generates `MailboxFields<P>`: one member per field,
+//! // here bounded segments of a peer's region (20 bytes as the peer sent
+//! // them: address, length, rkey, big-endian).
+//! let mut wire = [0u8; 20];
+//! wire[..8].copy_from_slice(&0x1000u64.to_be_bytes());
+//! wire[8..16].copy_from_slice(&(size_of::<Mailbox>() as u64).to_be_bytes());
+//! let peer = RemoteRegion::<Mailbox>::decode(&wire)?;
+//! let data = peer.fields().data; // RemoteSegment<[u8; 64]>
+//! assert_eq!((data.addr(), data.len_bytes()), (0x1000 + 16, 64));
+//! # Ok::<(), safeverbs::Error>(())
+//! ```
+//!
+//! # What it checks
+//!
+//! Every rule is checked at compile time; a struct that breaks one does not
+//! compile, with a message that says how to fix it:
+//!
+//! - `#[repr(C)]` or `#[repr(transparent)]` (with `packed` or `align(N)` if
+//!   you like): Rust's default layout may reorder fields, and the peer must
+//!   agree on the layout.
+//! - Every field is `RdmaPod` (integers, floats, arrays of them, other
+//!   derived structs): `bool`, `char`, references, pointers and enums are
+//!   refused, since a peer can write bytes that are not a valid value of
+//!   them. This is checked by rustc through a where-clause per field type,
+//!   so type aliases work.
+//! - No padding: the size of the struct is the sum of its fields' sizes.
+//!   Padding bytes have no defined value, so they would leak memory
+//!   contents to the peer and make equal values compare unequal on the
+//!   wire. The error names each gap; fill it with an explicit
+//!   `_pad: [u8; N]` field or reorder the fields by decreasing alignment.
+//! - No generic parameters, no enums, no unions.
+//!
+//! # What it generates
+//!
+//! Inside a `const _: () = { … }` block (so nothing leaks into your
+//! namespace):
+//!
+//! - `unsafe impl RdmaPod` with `FINGERPRINT` computed as documented in
+//!   `safeverbs::fingerprint` (`"struct"`, the struct's name, size and
+//!   alignment, then each field's name, offset and type fingerprint);
+//! - the padding check;
+//! - `impl HasFields`, for structs with at least one field.
+//!
+//! Next to the struct, with the struct's visibility, the field layout
+//! `<Name>Fields<P>`: a struct of the same shape (named or tuple) with one
+//! member per field, of type `P::At<FieldType>` and with the field's
+//! visibility and documentation, so a private field stays private.
+//! `region.fields()` returns it; nested derived structs project further
+//! (`region.fields().header.fields()`). In a `packed` struct a field may
+//! be unaligned: its remote segment is usable as is, but making a local
+//! segment of it fails (segments are always aligned).
+//!
+//! The field layout and the impls other than `RdmaPod` carry where-clauses
+//! `for<'__rdma> FieldType: RdmaPod`. They always hold for a struct that
+//! compiles; they are there so that a field type that is not `RdmaPod` is
+//! reported once, at the field, rather than once per generated item.
+//!
+//! # Attributes
+//!
+//! - `#[rdma(crate = "path")]`: where the `safeverbs` crate is, when it is
+//!   renamed or re-exported (default `::safeverbs`).
+//! - `#[rdma(fields = "Name")]`: the name of the field layout struct
+//!   (default: the struct's name followed by `Fields`).
+
+mod ast;
+mod attr;
+mod check;
+mod ctxt;
+mod expand;
+
+use proc_macro::TokenStream;
+
+/// Certifies a `#[repr(C)]` or `#[repr(transparent)]` struct as `RdmaPod`,
+/// with its layout fingerprint and field layout. See the
+/// [crate documentation](crate).
+#[proc_macro_derive(RdmaPod, attributes(rdma))]
+pub fn derive_rdma_pod(input: TokenStream) -> TokenStream {
+    let input = syn::parse_macro_input!(input as syn::DeriveInput);
+    expand::derive(&input).into()
+}

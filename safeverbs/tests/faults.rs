@@ -1,0 +1,381 @@
+//! Faults, hostile peers and bad input: nothing lost, nothing hung.
+//!
+//! The peer-process cases re-run this test binary as the peer (the
+//! `peer_process` test does nothing unless `SAFEVERBS_FAULT_PEER` is set),
+//! connect to it over TCP on loopback and RDMA over the soft device, then
+//! kill it mid-stream.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{device, pattern};
+use futures::executor::block_on;
+use safeverbs::{
+    exchange, tcp_connect, Access, CompletionQueue, Device, Error, ProtectionDomain, QueuePair, Rc,
+    RemoteRegion, Rts, WcStatus,
+};
+
+const PEER_REGION: usize = 1 << 20;
+
+/// The peer: exposes a 1 MiB remote-writable region, connects, says
+/// "ready", writes a pattern into the survivor's region if asked, then
+/// waits to be killed.
+#[test]
+fn peer_process() {
+    let Ok(port) = std::env::var("SAFEVERBS_FAULT_PEER") else {
+        return;
+    };
+    let dev = Device::open_default().unwrap();
+    let pd = dev.alloc_pd().unwrap();
+    let cq = dev.create_cq(64).unwrap();
+    let qp = pd
+        .queue_pair::<Rc>()
+        .send_cq(&cq)
+        .recv_cq(&cq)
+        .build()
+        .unwrap();
+    let region = pd
+        .register_zeroed::<u8>(PEER_REGION, Access::remote_write())
+        .unwrap();
+    let mut s = tcp_connect(format!("127.0.0.1:{port}")).unwrap();
+    s.write_all(&region.remote().encode()).unwrap();
+    let mut theirs = [0u8; safeverbs::REMOTE_REGION_LEN];
+    s.read_exact(&mut theirs).unwrap();
+    let peer = exchange(&mut s, &qp.endpoint()).unwrap();
+    let qp = qp.connect(&peer).unwrap();
+    if let Ok(seed) = std::env::var("SAFEVERBS_FAULT_WRITE_SEED") {
+        let target = RemoteRegion::<[u8]>::decode(&theirs).unwrap();
+        let data = pattern(4096, seed.parse().unwrap());
+        let src = pd.register_slice(&data, Access::local()).unwrap();
+        let (res, _) = block_on(qp.write(
+            src.slice_ro(0..4096).unwrap(),
+            target.bytes(0..4096).unwrap(),
+        ));
+        res.unwrap();
+    }
+    s.write_all(b"R").unwrap();
+    std::thread::sleep(Duration::from_secs(600));
+}
+
+struct Peer {
+    child: Child,
+    qp: QueuePair<Rc, Rts>,
+    remote: RemoteRegion<[u8]>,
+}
+
+impl Drop for Peer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts a peer process and connects `qp` (built with a short timeout) to
+/// it. The peer writes `pattern(4096, seed)` into `ours` when `seed` is set.
+fn start_peer(
+    pd: &ProtectionDomain,
+    cq: &CompletionQueue,
+    ours: &RemoteRegion<[u8]>,
+    seed: Option<u64>,
+) -> Peer {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let mut cmd = Command::new(std::env::current_exe().unwrap());
+    cmd.args(["--exact", "peer_process", "--nocapture", "--test-threads=1"])
+        .env("SAFEVERBS_FAULT_PEER", port.to_string())
+        .stdout(Stdio::null());
+    if let Some(seed) = seed {
+        cmd.env("SAFEVERBS_FAULT_WRITE_SEED", seed.to_string());
+    }
+    let child = cmd.spawn().unwrap();
+    let (mut s, _) = listener.accept().unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let mut theirs = [0u8; safeverbs::REMOTE_REGION_LEN];
+    s.read_exact(&mut theirs).unwrap();
+    s.write_all(&ours.encode()).unwrap();
+    let qp = pd
+        .queue_pair::<Rc>()
+        .send_cq(cq)
+        .recv_cq(cq)
+        .max_send_wr(256)
+        .max_recv_wr(4)
+        .timeout(10) // 4.2 ms
+        .retry_count(3)
+        .build()
+        .unwrap();
+    let peer = exchange(&mut s, &qp.endpoint()).unwrap();
+    let qp = qp.connect(&peer).unwrap();
+    let mut ready = [0u8; 1];
+    s.read_exact(&mut ready).unwrap();
+    Peer {
+        child,
+        qp,
+        remote: RemoteRegion::decode(&theirs).unwrap(),
+    }
+}
+
+fn setup() -> Option<(Device, ProtectionDomain, CompletionQueue)> {
+    let dev = device()?;
+    let pd = dev.alloc_pd().unwrap();
+    let cq = dev.create_cq(1024).unwrap();
+    Some((dev, pd, cq))
+}
+
+#[test]
+fn peer_killed_with_1000_writes_in_flight_every_future_resolves() {
+    let Some((_dev, pd, cq)) = setup() else {
+        return;
+    };
+    let ours = pd
+        .register_zeroed::<u8>(4096, Access::remote_write())
+        .unwrap();
+    let peer = start_peer(&pd, &cq, &ours.remote(), None);
+    const N: usize = 1000;
+    const SIZE: usize = 1024;
+    let src = pd.register_zeroed::<u8>(N * SIZE, Access::local()).unwrap();
+    let futs: Vec<_> = (0..N)
+        .map(|i| {
+            let remote = peer.remote.bytes(0..SIZE as u64).unwrap();
+            peer.qp
+                .write(src.bytes_ro(i * SIZE..(i + 1) * SIZE).unwrap(), remote)
+        })
+        .collect();
+    let mut peer = peer;
+    peer.child.kill().unwrap();
+    peer.child.wait().unwrap();
+    let killed = Instant::now();
+    let results = block_on(futures::future::join_all(futs));
+    let elapsed = killed.elapsed();
+    let (mut ok, mut failed) = (0, 0);
+    let mut statuses = std::collections::BTreeSet::new();
+    for (res, seg) in results {
+        assert_eq!(seg.len(), SIZE, "every segment comes back");
+        match res {
+            Ok(_) => ok += 1,
+            Err(Error::Completion { status, .. }) => {
+                failed += 1;
+                statuses.insert(status.name());
+                assert!(status == WcStatus::RETRY_EXC_ERR || status == WcStatus::WR_FLUSH_ERR);
+            }
+            Err(e) => panic!("unexpected error: {e}"),
+        }
+    }
+    println!(
+        "peer killed: {ok} writes completed before, {failed} failed with {statuses:?}, \
+         all {N} resolved {elapsed:?} after the kill"
+    );
+    assert!(failed > 0, "some writes must have been cut off");
+    assert!(
+        statuses.contains("RETRY_EXC_ERR"),
+        "the first failure names the retry error"
+    );
+    assert!(
+        elapsed < Duration::from_secs(30),
+        "bounded by timeout x retries"
+    );
+    assert_eq!(cq.in_flight(), 0, "slot table empty");
+    assert_eq!(src.live_segments(), 0);
+    drop(peer);
+}
+
+#[test]
+fn peer_restart_reconnects_and_earlier_data_is_intact() {
+    let Some((_dev, pd, cq)) = setup() else {
+        return;
+    };
+    let ours = pd
+        .register_zeroed::<u8>(4096, Access::remote_write())
+        .unwrap();
+    let first = start_peer(&pd, &cq, &ours.remote(), Some(1));
+    assert_eq!(ours.bytes_ro(0..4096).unwrap().to_vec(), pattern(4096, 1));
+    drop(first); // killed
+                 // Our region keeps what the dead peer wrote; a new peer reconnects to
+                 // the same region and writes again.
+    assert_eq!(ours.bytes_ro(0..4096).unwrap().to_vec(), pattern(4096, 1));
+    let second = start_peer(&pd, &cq, &ours.remote(), Some(2));
+    assert_eq!(ours.bytes_ro(0..4096).unwrap().to_vec(), pattern(4096, 2));
+    // And we can write to it.
+    let src = pd
+        .register_slice(&pattern(4096, 3), Access::local())
+        .unwrap();
+    let (res, _) = block_on(second.qp.write(
+        src.slice_ro(0..4096).unwrap(),
+        second.remote.bytes(0..4096).unwrap(),
+    ));
+    res.unwrap();
+    println!("restarted peer: old data intact, new connection writes");
+}
+
+#[test]
+fn writes_beyond_the_grant_fail_on_the_nic_and_touch_nothing() {
+    let Some(dev) = device() else { return };
+    let p = common::pair::<Rc>(&dev, 8);
+    // The victim: 8 KiB of which the first 4 KiB are registered and granted.
+    let victim =
+        p.pd.register_zeroed::<u8>(8192, Access::remote_write())
+            .unwrap();
+    let granted =
+        p.pd.register_zeroed::<u8>(4096, Access::remote_write())
+            .unwrap();
+    let _ = &victim;
+    // A hostile peer forges a descriptor 8 KiB long from the real rkey.
+    let mut forged = granted.remote().encode();
+    forged[8..16].copy_from_slice(&8192u64.to_be_bytes());
+    let forged = RemoteRegion::<[u8]>::decode(&forged).unwrap();
+    let src =
+        p.pd.register_slice(&[0xAAu8; 8192], Access::local())
+            .unwrap();
+    let (res, _) = block_on(p.a.write(
+        src.slice_ro(0..8192).unwrap(),
+        forged.bytes(0..8192).unwrap(),
+    ));
+    let err = res.unwrap_err();
+    println!("forged write past the grant: {err}");
+    assert!(matches!(err, Error::Completion { status, .. } if status == WcStatus::REM_ACCESS_ERR));
+    assert!(
+        victim
+            .bytes_ro(0..8192)
+            .unwrap()
+            .to_vec()
+            .iter()
+            .all(|&b| b == 0),
+        "untouched"
+    );
+
+    // A stale rkey: the region is gone.
+    let p = common::pair::<Rc>(&dev, 8);
+    let gone =
+        p.pd.register_zeroed::<u8>(4096, Access::remote_write())
+            .unwrap();
+    let stale = gone.remote();
+    drop(gone);
+    let src = p.pd.register_slice(&[1u8; 64], Access::local()).unwrap();
+    let (res, _) = block_on(p.a.write(src.slice_ro(0..64).unwrap(), stale.bytes(0..64).unwrap()));
+    let err = res.unwrap_err();
+    println!("write with a stale rkey: {err}");
+    assert!(matches!(err, Error::Completion { status, .. } if status == WcStatus::REM_ACCESS_ERR));
+}
+
+/// Resident set size in KiB.
+fn rss_kib() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
+#[test]
+fn backpressure_32_tasks_x_10000_ops_on_a_send_queue_of_16() {
+    let Some(dev) = device() else { return };
+    let p = std::sync::Arc::new(common::pair::<Rc>(&dev, 16));
+    let tasks: usize = std::env::var("SAFEVERBS_BACKPRESSURE_TASKS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(32);
+    let per_task: usize = std::env::var("SAFEVERBS_BACKPRESSURE_OPS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10_000);
+    let dst =
+        p.pd.register_zeroed::<u8>(64 * tasks, Access::remote_write())
+            .unwrap();
+    let rss_before = rss_kib();
+    let started = Instant::now();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let mut handles = Vec::new();
+        for t in 0..tasks {
+            let p = p.clone();
+            let remote = dst
+                .remote()
+                .slice((t * 64) as u64..((t + 1) * 64) as u64)
+                .unwrap();
+            handles.push(tokio::spawn(async move {
+                let src = p.pd.register_zeroed::<u8>(64, Access::local()).unwrap();
+                let mut seg = src.slice_rw(0..64).unwrap();
+                for i in 0..per_task {
+                    seg.fill((t + i) as u8);
+                    let (res, back) = p.a.write(seg, remote).await;
+                    res.unwrap();
+                    seg = back;
+                }
+            }));
+        }
+        for h in handles {
+            h.await.unwrap();
+        }
+    });
+    let rss_after = rss_kib();
+    let ops = tasks * per_task;
+    println!(
+        "backpressure: {ops} writes from {tasks} tasks on a send queue of 16 in {:?}; \
+         RSS {rss_before} KiB -> {rss_after} KiB",
+        started.elapsed()
+    );
+    for t in 0..tasks {
+        assert_eq!(
+            dst.bytes_ro(t * 64..(t + 1) * 64).unwrap().to_vec(),
+            vec![(t + per_task - 1) as u8; 64]
+        );
+    }
+    assert_eq!(p.cq.in_flight(), 0);
+    assert!(rss_after < rss_before + 16 * 1024, "memory stays flat");
+}
+
+#[test]
+fn registering_beyond_the_memlock_limit_names_the_limit() {
+    let Some(dev) = device() else { return };
+    let pd = dev.alloc_pd().unwrap();
+    let mut old = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: valid out-parameter.
+    let rc = unsafe { libc::getrlimit(libc::RLIMIT_MEMLOCK, &mut old) };
+    assert_eq!(rc, 0);
+    let low = libc::rlimit {
+        rlim_cur: 1 << 20,
+        rlim_max: old.rlim_max,
+    };
+    // SAFETY: lowering our own soft limit.
+    let rc = unsafe { libc::setrlimit(libc::RLIMIT_MEMLOCK, &low) };
+    assert_eq!(rc, 0);
+    // Root bypasses RLIMIT_MEMLOCK (CAP_IPC_LOCK); drop the capability's
+    // effect by checking only when the registration fails.
+    let res = pd.register_zeroed::<u8>(64 << 20, Access::local());
+    // SAFETY: restoring the saved limit.
+    unsafe { libc::setrlimit(libc::RLIMIT_MEMLOCK, &old) };
+    match res {
+        Err(e) => {
+            println!("over the memlock limit: {e}");
+            assert!(e.to_string().contains("RLIMIT_MEMLOCK"), "{e}");
+        }
+        Ok(_) => println!(
+            "registration succeeded: this process may lock memory without limit (CAP_IPC_LOCK)"
+        ),
+    }
+    // Queue depth and CQ size over the device limits are clear errors.
+    let max_cqe = dev.limits().max_cqe as usize;
+    let err = dev.create_cq(max_cqe + 1).unwrap_err();
+    println!("over max_cqe: {err}");
+    assert!(err.to_string().contains(&max_cqe.to_string()));
+    let cq = dev.create_cq(64).unwrap();
+    let err = pd
+        .queue_pair::<Rc>()
+        .send_cq(&cq)
+        .recv_cq(&cq)
+        .max_send_wr(dev.limits().max_qp_wr + 1)
+        .build()
+        .unwrap_err();
+    println!("over max_qp_wr: {err}");
+}
