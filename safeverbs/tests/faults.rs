@@ -32,7 +32,7 @@ fn peer_process() {
     };
     let dev = Device::open_default().unwrap();
     let pd = dev.alloc_pd().unwrap();
-    let cq = dev.create_cq(64).unwrap();
+    let cq = dev.create_cq(256).unwrap();
     let qp = pd
         .queue_pair::<Rc>()
         .send_cq(&cq)
@@ -92,8 +92,8 @@ fn start_peer(
     if let Some(seed) = seed {
         cmd.env("SAFEVERBS_FAULT_WRITE_SEED", seed.to_string());
     }
-    let child = cmd.spawn().unwrap();
-    let (mut s, _) = listener.accept().unwrap();
+    let mut child = cmd.spawn().unwrap();
+    let mut s = accept_peer(&listener, &mut child);
     s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
     let mut theirs = [0u8; safeverbs::REMOTE_REGION_LEN];
     s.read_exact(&mut theirs).unwrap();
@@ -116,6 +116,31 @@ fn start_peer(
         child,
         qp,
         remote: RemoteRegion::decode(&theirs).unwrap(),
+    }
+}
+
+/// Accepts the peer's connection, failing (not hanging) if the peer dies
+/// or takes more than 30 s.
+fn accept_peer(listener: &TcpListener, child: &mut Child) -> std::net::TcpStream {
+    listener.set_nonblocking(true).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        match listener.accept() {
+            Ok((s, _)) => {
+                s.set_nonblocking(false).unwrap();
+                return s;
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            Err(e) => panic!("accept: {e}"),
+        }
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("the peer process exited before connecting: {status}");
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the peer did not connect within 30 s"
+        );
+        std::thread::sleep(Duration::from_millis(10));
     }
 }
 
