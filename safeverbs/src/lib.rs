@@ -95,7 +95,7 @@ pub use events::CqMode;
 pub use exchange::{exchange, tcp_accept, tcp_connect, EXCHANGE_TIMEOUT};
 pub use fields::{HasFields, LocalField, Project};
 pub use interval::Conflict;
-pub use mode::{Mode, Ro, Rw};
+pub use mode::{Mode, Ro, Rw, Writable};
 pub use ops::Post;
 pub use pd::{Access, ProtectionDomain};
 pub use pod::{RdmaBuf, RdmaPod};
@@ -104,7 +104,7 @@ pub use region::MemoryRegion;
 pub use remote::{RemoteRegion, RemoteSegment, REMOTE_REGION_LEN};
 pub use safeverbs_derive::RdmaPod;
 pub use segment::Segment;
-pub use transport::{CanRecv, Failed, Init, Rc, Reliable, Rtr, Rts, State, Transport, Uc};
+pub use transport::{CanRecv, CanSend, Failed, Init, Rc, Reliable, Rtr, Rts, State, Transport, Uc};
 
 /// What `#[derive(RdmaPod)]` expands to refers to; not a public API.
 #[doc(hidden)]

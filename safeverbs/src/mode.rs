@@ -27,6 +27,15 @@ pub trait Mode: sealed::Sealed + Send + Sync + 'static {
 impl Mode for Ro {
     const ACCESS: interval::Access = interval::Access::Shared;
 }
+/// Modes whose segments may be written (receive buffers, RDMA READ
+/// targets, `write`/`fill`/`copy_from`/`get_mut`): only [`Rw`].
+#[diagnostic::on_unimplemented(
+    message = "a read-only segment cannot be written: other segments may share its bytes, and the NIC may be sending them",
+    label = "this is a `Segment<_, {Self}>`",
+    note = "take a read-write segment instead: `region.read_write()`, `slice_rw(..)`, `bytes_rw(..)`, `elem_rw(..)` or `field.read_write()`"
+)]
+pub trait Writable: Mode {}
+impl Writable for Rw {}
 impl Mode for Rw {
     const ACCESS: interval::Access = interval::Access::Exclusive;
 }

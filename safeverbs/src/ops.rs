@@ -16,13 +16,13 @@ use safeverbs_sys as sys;
 
 use crate::completion::Completion;
 use crate::cq::{CqInner, Queue, Resources};
-use crate::mode::{Mode, Rw};
+use crate::mode::{Mode, Writable};
 use crate::pod::RdmaBuf;
 use crate::qp::{QpInner, QueuePair};
 use crate::remote::RemoteSegment;
 use crate::segment::{RawSegment, Segment};
 use crate::slots::WrId;
-use crate::transport::{CanRecv, Reliable, Rts, Transport};
+use crate::transport::{CanRecv, CanSend, Reliable, State, Transport};
 use crate::{Error, Result};
 
 /// What to post.
@@ -73,7 +73,7 @@ enum Phase {
 /// Polling it polls its completion queue (busy-poll mode), so it makes
 /// progress on any executor. It is `Send + Sync + 'static`.
 #[must_use = "the operation is posted; await it to get the segment back"]
-pub struct Post<T: ?Sized + RdmaBuf, M: Mode> {
+pub struct Post<T: ?Sized, M> {
     phase: Phase,
     _type: PhantomData<fn() -> Segment<T, M>>,
 }
@@ -290,7 +290,7 @@ impl<T: ?Sized + RdmaBuf, M: Mode> Future for Post<T, M> {
     }
 }
 
-impl<T: ?Sized + RdmaBuf, M: Mode> Drop for Post<T, M> {
+impl<T: ?Sized, M> Drop for Post<T, M> {
     fn drop(&mut self) {
         if let Phase::Posted { cq, id } = &self.phase {
             // The NIC may still use the segment: leave it in the slot table
@@ -302,9 +302,12 @@ impl<T: ?Sized + RdmaBuf, M: Mode> Drop for Post<T, M> {
     }
 }
 
-impl<T: Transport> QueuePair<T, Rts> {
+impl<T: Transport, S: State> QueuePair<T, S> {
     /// Sends the segment's bytes to the peer's next posted receive.
-    pub fn send<B: ?Sized + RdmaBuf, M: Mode>(&self, segment: Segment<B, M>) -> Post<B, M> {
+    pub fn send<B: ?Sized + RdmaBuf, M: Mode>(&self, segment: Segment<B, M>) -> Post<B, M>
+    where
+        S: CanSend,
+    {
         Post::start(&self.inner, Request::Send { imm: None }, segment.raw)
     }
 
@@ -314,7 +317,10 @@ impl<T: Transport> QueuePair<T, Rts> {
         &self,
         segment: Segment<B, M>,
         imm: u32,
-    ) -> Post<B, M> {
+    ) -> Post<B, M>
+    where
+        S: CanSend,
+    {
         Post::start(&self.inner, Request::Send { imm: Some(imm) }, segment.raw)
     }
 
@@ -324,7 +330,10 @@ impl<T: Transport> QueuePair<T, Rts> {
         &self,
         segment: Segment<B, M>,
         remote: RemoteSegment<B>,
-    ) -> Post<B, M> {
+    ) -> Post<B, M>
+    where
+        S: CanSend,
+    {
         self.write_request(segment, remote, None)
     }
 
@@ -335,7 +344,10 @@ impl<T: Transport> QueuePair<T, Rts> {
         segment: Segment<B, M>,
         remote: RemoteSegment<B>,
         imm: u32,
-    ) -> Post<B, M> {
+    ) -> Post<B, M>
+    where
+        S: CanSend,
+    {
         self.write_request(segment, remote, Some(imm))
     }
 
@@ -359,14 +371,19 @@ impl<T: Transport> QueuePair<T, Rts> {
     }
 }
 
-impl<T: Reliable> QueuePair<T, Rts> {
+impl<T: Transport, S: State> QueuePair<T, S> {
     /// RDMA READ: copies the peer's memory at `remote` into the segment,
     /// which must not be longer. Only on reliable transports.
-    pub fn read<B: ?Sized + RdmaBuf>(
+    pub fn read<B: ?Sized + RdmaBuf, M>(
         &self,
-        segment: Segment<B, Rw>,
+        segment: Segment<B, M>,
         remote: RemoteSegment<B>,
-    ) -> Post<B, Rw> {
+    ) -> Post<B, M>
+    where
+        T: Reliable,
+        S: CanSend,
+        M: Writable,
+    {
         match remote.check_fits(segment.raw.len) {
             Ok(()) => {
                 let request = Request::Read {
@@ -380,10 +397,14 @@ impl<T: Reliable> QueuePair<T, Rts> {
     }
 }
 
-impl<T: Transport, S: CanRecv> QueuePair<T, S> {
+impl<T: Transport, S: State> QueuePair<T, S> {
     /// Posts a receive into the segment; it completes when a send (or a
     /// write with immediate data) from the peer arrives.
-    pub fn recv<B: ?Sized + RdmaBuf>(&self, segment: Segment<B, Rw>) -> Post<B, Rw> {
+    pub fn recv<B: ?Sized + RdmaBuf, M>(&self, segment: Segment<B, M>) -> Post<B, M>
+    where
+        S: CanRecv,
+        M: Writable,
+    {
         Post::start(&self.inner, Request::Recv, segment.raw)
     }
 }

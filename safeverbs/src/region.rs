@@ -28,7 +28,7 @@ const PAGE: usize = 4096;
 /// hands out under the overlap rules, so memory the NIC may touch is never
 /// visible as an ordinary reference at the same time. Dropping the region
 /// handle frees nothing while a segment (posted or not) is alive.
-pub struct MemoryRegion<T: ?Sized + RdmaBuf> {
+pub struct MemoryRegion<T: ?Sized> {
     pub(crate) inner: Arc<RegionInner>,
     _type: PhantomData<fn(&T)>,
 }

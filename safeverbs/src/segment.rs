@@ -7,7 +7,7 @@ use std::sync::atomic::{fence, Ordering};
 use std::sync::Arc;
 
 use crate::interval::Access as Sharing;
-use crate::mode::{Mode, Rw};
+use crate::mode::{Mode, Writable};
 use crate::pod::{RdmaBuf, RdmaPod};
 use crate::region::RegionInner;
 use crate::{Error, Result};
@@ -81,7 +81,7 @@ type Marker<T, M> = (fn(&T), M);
 ///
 /// Posting an operation moves the segment in; the completion hands it back.
 /// While it is posted, nothing in safe code can reach its bytes.
-pub struct Segment<T: ?Sized + RdmaBuf, M: Mode> {
+pub struct Segment<T: ?Sized, M> {
     pub(crate) raw: RawSegment,
     _type: PhantomData<Marker<T, M>>,
 }
@@ -189,9 +189,12 @@ impl<E: RdmaPod, M: Mode> Segment<[E], M> {
     }
 }
 
-impl<T: ?Sized + RdmaBuf> Segment<T, Rw> {
+impl<T: ?Sized + RdmaBuf, M: Mode> Segment<T, M> {
     /// The bytes as a mutable reference, when no peer can write them.
-    pub fn get_mut(&mut self) -> Result<&mut T> {
+    pub fn get_mut(&mut self) -> Result<&mut T>
+    where
+        M: Writable,
+    {
         if self.raw.region.access.is_remotely_writable() {
             return Err(Error::RemotelyWritable);
         }
@@ -202,9 +205,12 @@ impl<T: ?Sized + RdmaBuf> Segment<T, Rw> {
     }
 }
 
-impl<T: RdmaPod> Segment<T, Rw> {
+impl<T: RdmaPod, M: Mode> Segment<T, M> {
     /// Writes `value` into the segment.
-    pub fn write(&mut self, value: T) {
+    pub fn write(&mut self, value: T)
+    where
+        M: Writable,
+    {
         // SAFETY: in bounds and aligned (checked when carved); no other
         // live segment overlaps this one and it is not posted. A peer with
         // remote-write rights may race with us; any mix is a valid `T`.
@@ -213,9 +219,12 @@ impl<T: RdmaPod> Segment<T, Rw> {
     }
 }
 
-impl<E: RdmaPod> Segment<[E], Rw> {
+impl<E: RdmaPod, M: Mode> Segment<[E], M> {
     /// Copies `src` into the segment (which must have the same length).
-    pub fn copy_from(&mut self, src: &[E]) -> Result<()> {
+    pub fn copy_from(&mut self, src: &[E]) -> Result<()>
+    where
+        M: Writable,
+    {
         if src.len() != self.len() {
             return Err(Error::OutOfBounds {
                 start: 0,
@@ -233,7 +242,10 @@ impl<E: RdmaPod> Segment<[E], Rw> {
     }
 
     /// Sets every element to `value`.
-    pub fn fill(&mut self, value: E) {
+    pub fn fill(&mut self, value: E)
+    where
+        M: Writable,
+    {
         let ptr = self.raw.ptr().cast::<E>();
         for i in 0..self.len() {
             // SAFETY: `i < len()`, in bounds; exclusive as in `write`.

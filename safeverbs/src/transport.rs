@@ -58,6 +58,7 @@ impl Transport for Uc {
 /// Transports with RDMA READ (and atomics). Only [`Rc`].
 #[diagnostic::on_unimplemented(
     message = "RDMA READ needs a reliable transport; `{Self}` has none",
+    label = "RDMA READ is not available on `{Self}`",
     note = "use `Rc`: UC does not acknowledge, so it cannot carry READ responses or atomics"
 )]
 pub trait Reliable: Transport {}
@@ -86,9 +87,19 @@ impl State for Failed {}
 /// States in which receives may be posted.
 #[diagnostic::on_unimplemented(
     message = "receives cannot be posted on a queue pair in state `{Self}`",
+    label = "this queue pair is in state `{Self}`",
     note = "post receives from `Init` on (`Init`, `Rtr`, `Rts`)"
 )]
 pub trait CanRecv: State {}
+
+/// States in which sends, RDMA WRITEs and READs may be posted: only [`Rts`].
+#[diagnostic::on_unimplemented(
+    message = "cannot post a send, RDMA WRITE or RDMA READ on a queue pair in state `{Self}`",
+    label = "this queue pair is in state `{Self}`, not `Rts`",
+    note = "connect it first: `let qp = qp.connect(&peer)?;` (Init -> Rtr -> Rts); receives may be posted before"
+)]
+pub trait CanSend: State {}
+impl CanSend for Rts {}
 impl CanRecv for Init {}
 impl CanRecv for Rtr {}
 impl CanRecv for Rts {}
