@@ -64,6 +64,7 @@
 #![forbid(clippy::undocumented_unsafe_blocks)]
 
 mod completion;
+mod connection;
 mod cq;
 mod device;
 mod endpoint;
@@ -85,6 +86,10 @@ mod slots;
 mod transport;
 
 pub use completion::{Completion, Opcode, WcStatus};
+pub use connection::{
+    declaration_fingerprint, Client, Connection, ConnectionBuilder, Declaration, Exposed, Nothing,
+    Prepared, Role, Server,
+};
 pub use cq::CompletionQueue;
 pub use device::{device_names, Device, DeviceLimits, DeviceOptions, GidKind, PortInfo};
 pub use endpoint::{

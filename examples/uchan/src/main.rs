@@ -251,8 +251,8 @@ fn client(args: &Args, dev: &Device, server: &str) -> Res<()> {
 }
 
 /// Posts `count` RDMA WRITEs from `segments` to `remote`, keeping up to
-/// `segments.len()` in flight, and calls `on_event` with `(index, posted?)`
-/// right after each post and each completion. Hands the segments back.
+/// `segments.len()` in flight, and calls `on_event` right before each post
+/// and right after each completion. Hands the segments back.
 ///
 /// All the posting is here, so that a batched or unsignaled posting API
 /// can replace it in one place.
@@ -268,8 +268,8 @@ async fn post_writes(
     while completed < count {
         while posted < count {
             let Some(segment) = idle.pop() else { break };
+            on_event(Event::Posted(posted)); // perftest's tposted: before posting
             in_flight.push_back(qp.write(segment, remote));
-            on_event(Event::Posted(posted));
             posted += 1;
         }
         // A send queue completes in order: the oldest write is next.
