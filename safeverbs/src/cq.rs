@@ -30,6 +30,9 @@ pub(crate) struct Resources {
     pub(crate) segment: RawSegment,
     pub(crate) qp: Arc<QpInner>,
     pub(crate) queue: Queue,
+    /// For the signaled request of a batch: the unsignaled request posted
+    /// just before it, which completes with it (and so on down the chain).
+    pub(crate) rider: Option<WrId>,
 }
 
 pub(crate) type Slots = SlotTable<Resources, RawCompletion>;
@@ -253,7 +256,12 @@ impl CqInner {
             for (i, wc) in wcs.iter().enumerate() {
                 let id = WrId(wc.wr_id);
                 let completion = RawCompletion::from_wc(wc);
-                match slots.complete(id, completion, |res| res.qp.release_credit(res.queue)) {
+                let mut rider = None;
+                let delivered = slots.complete(id, completion, |res| {
+                    res.qp.release_credit(res.queue);
+                    rider = res.rider;
+                });
+                match delivered {
                     Delivered::Wake(w) => wake[i] = w,
                     Delivered::Release(res) => release[i] = Some(res),
                     Delivered::Stale => {
@@ -264,6 +272,20 @@ impl CqInner {
                             "completion for an unknown work request ignored"
                         );
                         continue;
+                    }
+                }
+                // Unsignaled requests of a batch complete with the signaled
+                // one posted after them. A rider that already completed on
+                // its own (errors and flushes complete every request) is
+                // skipped. Dropping a rider's resources under the lock is
+                // fine: segments and queue pairs never take this lock.
+                while let Some(id) = rider.take() {
+                    let delivered = slots.complete(id, completion, |res| {
+                        res.qp.release_credit(res.queue);
+                        rider = res.rider;
+                    });
+                    if let Delivered::Release(res) = delivered {
+                        drop(res);
                     }
                 }
             }

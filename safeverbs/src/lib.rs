@@ -63,6 +63,7 @@
 //! with it when the host kernel has none.
 #![forbid(clippy::undocumented_unsafe_blocks)]
 
+mod batch;
 mod completion;
 mod connection;
 mod cq;
@@ -85,6 +86,7 @@ mod segment;
 mod slots;
 mod transport;
 
+pub use batch::{PostBatch, MAX_BATCH};
 pub use completion::{Completion, Opcode, WcStatus};
 pub use connection::{
     declaration_fingerprint, Client, Connection, ConnectionBuilder, Declaration, Exposed, Nothing,

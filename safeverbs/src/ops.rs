@@ -27,7 +27,7 @@ use crate::{Error, Result};
 
 /// What to post.
 #[derive(Debug, Clone, Copy)]
-enum Request {
+pub(crate) enum Request {
     Send {
         imm: Option<u32>,
     },
@@ -141,6 +141,7 @@ fn post(qp: &Arc<QpInner>, request: Request, segment: RawSegment) -> Phase {
         segment,
         qp: qp.clone(),
         queue,
+        rider: None,
     });
     let rc = match request {
         Request::Recv => {
@@ -185,7 +186,7 @@ fn post(qp: &Arc<QpInner>, request: Request, segment: RawSegment) -> Phase {
     }
 }
 
-fn send_wr(id: WrId, sge: &mut sys::ibv_sge, request: Request) -> sys::ibv_send_wr {
+pub(crate) fn send_wr(id: WrId, sge: &mut sys::ibv_sge, request: Request) -> sys::ibv_send_wr {
     use sys::ibv_wr_opcode as O;
     let mut wr = sys::ibv_send_wr {
         wr_id: id.0,

@@ -229,9 +229,12 @@ impl Credits {
         }
     }
     fn take(&self) -> bool {
+        self.take_n(1)
+    }
+    fn take_n(&self, n: u32) -> bool {
         self.used
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |u| {
-                (u < self.max).then_some(u + 1)
+                (u + n <= self.max).then_some(u + n)
             })
             .is_ok()
     }
@@ -312,6 +315,16 @@ impl QpInner {
 
     pub(crate) fn take_credit(&self, queue: Queue) -> bool {
         self.credits(queue).take()
+    }
+
+    /// Takes `n` send-queue slots at once (all or none).
+    pub(crate) fn take_send_credits(&self, n: u32) -> bool {
+        self.send_credits.take_n(n)
+    }
+
+    /// The send queue's depth.
+    pub(crate) fn max_send_wr(&self) -> u32 {
+        self.send_credits.max
     }
 
     pub(crate) fn release_credit(&self, queue: Queue) {

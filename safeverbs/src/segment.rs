@@ -72,8 +72,9 @@ impl Drop for RawSegment {
     }
 }
 
-/// Makes a segment `Send + Sync` whatever `T` is (it holds no `T`).
-type Marker<T, M> = (fn(&T), M);
+/// Makes a segment `Send + Sync + Unpin` whatever `T` and `M` are (it
+/// holds neither).
+type Marker<T, M> = fn(&T) -> M;
 
 /// A typed view of part of a [`MemoryRegion`](crate::MemoryRegion): a `T`
 /// (or `[E]`) at a checked offset, read-only ([`Ro`](crate::Ro)) or

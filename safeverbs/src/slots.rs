@@ -121,6 +121,26 @@ impl<R, C> SlotTable<R, C> {
         }
     }
 
+    /// Takes back the resources of a rider of a batch (see `batch.rs`),
+    /// whether its own completion came (an error or flush) or not.
+    pub(crate) fn reclaim(&mut self, id: WrId) -> Option<(R, Option<C>)> {
+        let slot = self.get(id)?;
+        match std::mem::replace(&mut slot.state, State::Free) {
+            State::Posted { res, .. } => {
+                self.free_slot(id.index());
+                Some((res, None))
+            }
+            State::Done { res, completion } => {
+                self.free_slot(id.index());
+                Some((res, Some(completion)))
+            }
+            other => {
+                slot.state = other;
+                None
+            }
+        }
+    }
+
     /// Records the completion of `id`; `reaped` sees the request's
     /// resources once (to return credits) whoever waits for them.
     pub(crate) fn complete(

@@ -1,0 +1,322 @@
+//! Batched posting: several sends or RDMA WRITEs behind one doorbell, with
+//! one completion.
+//!
+//! A batch is posted as one chain of work requests (one `ibv_post_send`);
+//! only the last is signaled. Every request still owns a slot (and so a
+//! library-owned `wr_id`); the unsignaled ones *ride* on the signaled one:
+//! when its completion is reaped, theirs are completed with it. If the
+//! queue pair fails, every request gets its own error or flush completion,
+//! as the verbs specify, and the batch reports the first error.
+//!
+//! The segments travel in a `Vec` that the completion hands back: pass the
+//! same vector to the next batch and steady state allocates nothing.
+
+use std::future::Future;
+use std::marker::PhantomData;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use safeverbs_sys as sys;
+
+use crate::completion::{Completion, RawCompletion};
+use crate::cq::{CqInner, Queue, Resources};
+use crate::mode::Mode;
+use crate::ops::{send_wr, Request};
+use crate::pod::RdmaBuf;
+use crate::qp::{QpInner, QueuePair};
+use crate::remote::RemoteSegment;
+use crate::segment::Segment;
+use crate::slots::WrId;
+use crate::transport::{CanSend, State, Transport};
+use crate::{Error, Result};
+
+/// The most requests one batch may hold.
+pub const MAX_BATCH: usize = 32;
+
+// Inline on purpose: boxing the ids would allocate once per batch.
+#[allow(clippy::large_enum_variant)]
+enum Phase {
+    /// Not posted yet: the send queue had no room for the whole batch.
+    Waiting { qp: Arc<QpInner> },
+    /// Posted; `ids[..n]` are the slots, the last one signaled.
+    Posted {
+        cq: Arc<CqInner>,
+        ids: [WrId; MAX_BATCH],
+        n: usize,
+    },
+    /// Refused before (or while) posting.
+    Failed(Error),
+    /// The output was taken.
+    Done,
+}
+
+/// A posted batch. Resolves to the completion of the last request (or the
+/// first error of any) and the segments, in order.
+#[must_use = "the batch is posted; await it to get the segments back"]
+pub struct PostBatch<B: ?Sized, M> {
+    phase: Phase,
+    /// Before posting and after completion: the segments. While posted:
+    /// empty, its allocation kept for the way back.
+    segments: Vec<Segment<B, M>>,
+    /// Remote targets (address, rkey), or `None` for sends.
+    targets: [Option<(u64, u32)>; MAX_BATCH],
+    _type: PhantomData<fn() -> M>,
+}
+
+impl<B: ?Sized, M> std::fmt::Debug for PostBatch<B, M> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let phase = match &self.phase {
+            Phase::Waiting { .. } => "waiting for queue slots",
+            Phase::Posted { .. } => "posted",
+            Phase::Failed(_) => "failed",
+            Phase::Done => "done",
+        };
+        f.debug_struct("PostBatch")
+            .field("phase", &phase)
+            .field("len", &self.segments.len())
+            .finish()
+    }
+}
+
+impl<B: ?Sized + RdmaBuf, M: Mode> PostBatch<B, M> {
+    fn new(
+        qp: &Arc<QpInner>,
+        segments: Vec<Segment<B, M>>,
+        targets: [Option<(u64, u32)>; MAX_BATCH],
+        checked: Result<()>,
+    ) -> Self {
+        let mut this = Self {
+            phase: Phase::Done,
+            segments,
+            targets,
+            _type: PhantomData,
+        };
+        let n = this.segments.len();
+        this.phase = match checked {
+            Err(e) => Phase::Failed(e),
+            Ok(()) if n == 0 || n > MAX_BATCH || n > qp.max_send_wr() as usize => {
+                Phase::Failed(Error::BadSelection(format!(
+                    "a batch holds 1..={} requests (MAX_BATCH, and the send queue depth {}); \
+                     this one has {n}",
+                    MAX_BATCH.min(qp.max_send_wr() as usize),
+                    qp.max_send_wr()
+                )))
+            }
+            Ok(()) if qp.take_send_credits(n as u32) => this.post(qp),
+            Ok(()) => Phase::Waiting { qp: qp.clone() },
+        };
+        this
+    }
+
+    /// Posts the chain; `n` credits have been taken.
+    fn post(&mut self, qp: &Arc<QpInner>) -> Phase {
+        let n = self.segments.len();
+        let cq = qp.cq(Queue::Send).clone();
+        let mut sges = [sys::ibv_sge::default(); MAX_BATCH];
+        let mut ids = [WrId(0); MAX_BATCH];
+        {
+            let mut slots = cq.slots();
+            let mut rider = None;
+            for (k, seg) in self.segments.drain(..).enumerate() {
+                let raw = seg.raw;
+                // Lengths were checked to fit in u32 by `check`.
+                sges[k] = sys::ibv_sge {
+                    addr: raw.addr(),
+                    length: raw.len as u32,
+                    lkey: raw.region.lkey,
+                };
+                let id = slots.acquire(Resources {
+                    segment: raw,
+                    qp: qp.clone(),
+                    queue: Queue::Send,
+                    rider,
+                });
+                ids[k] = id;
+                rider = Some(id);
+            }
+        }
+        let mut wrs = [sys::ibv_send_wr::default(); MAX_BATCH];
+        for k in 0..n {
+            let request = match self.targets[k] {
+                Some((addr, rkey)) => Request::Write {
+                    addr,
+                    rkey,
+                    imm: None,
+                },
+                None => Request::Send { imm: None },
+            };
+            wrs[k] = send_wr(ids[k], &mut sges[k], request);
+            if k + 1 < n {
+                wrs[k].send_flags = 0; // rides on the last one
+            }
+        }
+        for k in 0..n.saturating_sub(1) {
+            let next: *mut sys::ibv_send_wr = &mut wrs[k + 1];
+            wrs[k].next = next;
+        }
+        let mut bad: *mut sys::ibv_send_wr = std::ptr::null_mut();
+        // SAFETY: the QP is alive (we hold it); `wrs[..n]` is a chain whose
+        // SGEs lie in registered regions of the QP's PD (the segments),
+        // kept alive and unaliased by the slot table until reaped; `sges`
+        // and `wrs` outlive the call.
+        let rc = unsafe { sys::ibv_post_send(qp.raw(), wrs.as_mut_ptr(), &mut bad) };
+        if rc == 0 {
+            return Phase::Posted { cq, ids, n };
+        }
+        // The requests from `bad` on were not posted: take them back. The
+        // ones before it were (an error the credits make unexpected); they
+        // stay in the slot table until the queue pair's flush reaps them.
+        let first_bad = wrs[..n]
+            .iter()
+            .position(|wr| std::ptr::eq(wr, bad))
+            .unwrap_or(0);
+        let mut slots = cq.slots();
+        for &id in &ids[first_bad..n] {
+            qp.release_credit(Queue::Send);
+            if let Some((res, _)) = slots.reclaim(id) {
+                self.segments.push(Segment::from_raw(res.segment));
+            }
+        }
+        Phase::Failed(Error::errno("ibv_post_send", rc))
+    }
+}
+
+impl<B: ?Sized + RdmaBuf, M: Mode> Future for PostBatch<B, M> {
+    type Output = (Result<Completion>, Vec<Segment<B, M>>);
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = &mut *self;
+        loop {
+            match std::mem::replace(&mut this.phase, Phase::Done) {
+                Phase::Waiting { qp } => {
+                    let _ = qp.cq(Queue::Send).poll();
+                    if qp.take_send_credits(this.segments.len() as u32) {
+                        this.phase = this.post(&qp);
+                        continue;
+                    }
+                    this.phase = Phase::Waiting { qp };
+                    cx.waker().wake_by_ref();
+                    return Poll::Pending;
+                }
+                Phase::Failed(e) => {
+                    return Poll::Ready((Err(e), std::mem::take(&mut this.segments)))
+                }
+                Phase::Posted { cq, ids, n } => {
+                    let last = ids[n - 1];
+                    for attempt in 0..2 {
+                        let mut slots = cq.slots();
+                        match slots.poll(last, cx.waker()) {
+                            Poll::Ready(Some((completion, res))) => {
+                                let mut first_err: Option<RawCompletion> = None;
+                                for &id in &ids[..n - 1] {
+                                    if let Some((r, c)) = slots.reclaim(id) {
+                                        this.segments.push(Segment::from_raw(r.segment));
+                                        if let Some(c) = c.filter(|c| c.into_result().is_err()) {
+                                            first_err.get_or_insert(c);
+                                        }
+                                    }
+                                }
+                                drop(slots);
+                                this.segments.push(Segment::from_raw(res.segment));
+                                let result = first_err.unwrap_or(completion).into_result();
+                                return Poll::Ready((result, std::mem::take(&mut this.segments)));
+                            }
+                            Poll::Ready(None) => return Poll::Pending,
+                            Poll::Pending if attempt == 0 => {
+                                drop(slots);
+                                if let Err(e) = cq.poll() {
+                                    tracing::error!(%e, "polling the completion queue failed");
+                                }
+                            }
+                            Poll::Pending => {}
+                        }
+                    }
+                    if cq.busy_poll() {
+                        cx.waker().wake_by_ref();
+                    }
+                    this.phase = Phase::Posted { cq, ids, n };
+                    return Poll::Pending;
+                }
+                Phase::Done => return Poll::Pending,
+            }
+        }
+    }
+}
+
+impl<B: ?Sized, M> Drop for PostBatch<B, M> {
+    fn drop(&mut self) {
+        if let Phase::Posted { cq, ids, n } = &self.phase {
+            // Leave every request to the slot table: the riders are
+            // released when the signaled one's completion walks them.
+            let mut slots = cq.slots();
+            let released: [Option<Resources>; MAX_BATCH] =
+                std::array::from_fn(|k| if k < *n { slots.abandon(ids[k]) } else { None });
+            drop(slots);
+            drop(released);
+        }
+    }
+}
+
+/// Checks every target and collects (address, rkey) pairs.
+fn check_targets<B: ?Sized + RdmaBuf, M: Mode>(
+    segments: &[Segment<B, M>],
+    remotes: &[RemoteSegment<B>],
+) -> (Result<()>, [Option<(u64, u32)>; MAX_BATCH]) {
+    let mut targets = [None; MAX_BATCH];
+    if remotes.len() != segments.len() {
+        let e = Error::BadSelection(format!(
+            "a batch of {} segments needs as many remote targets, not {}",
+            segments.len(),
+            remotes.len()
+        ));
+        return (Err(e), targets);
+    }
+    for (k, (seg, remote)) in segments.iter().zip(remotes).enumerate().take(MAX_BATCH) {
+        if let Err(e) = remote.check_fits(seg.raw.len) {
+            return (Err(e), targets);
+        }
+        targets[k] = Some((remote.addr, remote.rkey));
+    }
+    (check_lengths(segments), targets)
+}
+
+fn check_lengths<B: ?Sized + RdmaBuf, M: Mode>(segments: &[Segment<B, M>]) -> Result<()> {
+    match segments.iter().find(|s| u32::try_from(s.raw.len).is_err()) {
+        Some(s) => Err(Error::BadSelection(format!(
+            "a work request can carry at most 4 GiB; a segment has {} bytes",
+            s.raw.len
+        ))),
+        None => Ok(()),
+    }
+}
+
+impl<T: Transport, S: State> QueuePair<T, S> {
+    /// RDMA WRITEs of `segments[k]` into `remotes[k]`, posted as one chain
+    /// with one doorbell and one completion (see the module docs). Each
+    /// target must be at least as long as its segment.
+    pub fn write_batch<B: ?Sized + RdmaBuf, M: Mode>(
+        &self,
+        segments: Vec<Segment<B, M>>,
+        remotes: &[RemoteSegment<B>],
+    ) -> PostBatch<B, M>
+    where
+        S: CanSend,
+    {
+        let (checked, targets) = check_targets(&segments, remotes);
+        PostBatch::new(&self.inner, segments, targets, checked)
+    }
+
+    /// Sends of every segment, posted as one chain with one doorbell and
+    /// one completion; the peer receives them in order.
+    pub fn send_batch<B: ?Sized + RdmaBuf, M: Mode>(
+        &self,
+        segments: Vec<Segment<B, M>>,
+    ) -> PostBatch<B, M>
+    where
+        S: CanSend,
+    {
+        let checked = check_lengths(&segments);
+        PostBatch::new(&self.inner, segments, [None; MAX_BATCH], checked)
+    }
+}
