@@ -108,7 +108,7 @@ struct Piece {
 /// re-exports only [`Conflict`], so a `pub` map would be an unreachable `pub`
 /// item.
 #[derive(Debug, Default)]
-pub(crate) struct IntervalMap {
+pub struct IntervalMap {
     /// Live exclusive segments, `start -> end`, pairwise disjoint.
     exclusive: BTreeMap<usize, usize>,
     /// Shared coverage, `start -> piece`, pairwise disjoint, counts >= 1.
@@ -139,7 +139,7 @@ fn first_overlap<V>(
 
 impl IntervalMap {
     /// An empty map: no live segments.
-    pub(crate) fn new() -> Self {
+    pub fn new() -> Self {
         Self::default()
     }
 
@@ -148,7 +148,7 @@ impl IntervalMap {
     /// Fails, recording nothing, if a shared request overlaps a live
     /// exclusive segment or an exclusive request overlaps any live segment.
     /// An empty range is never recorded and always succeeds.
-    pub(crate) fn acquire(&mut self, range: Range<usize>, access: Access) -> Result<(), Conflict> {
+    pub fn acquire(&mut self, range: Range<usize>, access: Access) -> Result<(), Conflict> {
         if range.is_empty() {
             return Ok(());
         }
@@ -190,7 +190,7 @@ impl IntervalMap {
     ///
     /// Releasing an empty range, or a range and access that is not live, does
     /// nothing.
-    pub(crate) fn release(&mut self, range: Range<usize>, access: Access) {
+    pub fn release(&mut self, range: Range<usize>, access: Access) {
         if range.is_empty() {
             return;
         }
@@ -217,13 +217,13 @@ impl IntervalMap {
     }
 
     /// Number of live segments (acquire calls not yet released).
-    pub(crate) fn live(&self) -> usize {
+    pub fn live(&self) -> usize {
         self.live
     }
 
     /// Whether no segment is live.
     #[allow(dead_code)] // Part of the map's interface, even while unused.
-    pub(crate) fn is_empty(&self) -> bool {
+    pub fn is_empty(&self) -> bool {
         self.live == 0
     }
 

@@ -242,3 +242,29 @@ pub mod __private {
         }
     }
 }
+
+/// Internals exposed for the benchmarks in `benches/`; not a public API.
+#[doc(hidden)]
+pub mod __bench {
+    pub use crate::interval::{Access as Sharing, IntervalMap};
+    pub use crate::slots::{Delivered, SlotTable, WrId};
+
+    /// Builds the `ibv_send_wr` of a signaled RDMA WRITE, as the post path
+    /// does.
+    pub fn build_write_wr(
+        id: u64,
+        sge: &mut safeverbs_sys::ibv_sge,
+        addr: u64,
+        rkey: u32,
+    ) -> safeverbs_sys::ibv_send_wr {
+        crate::ops::send_wr(
+            WrId(id),
+            sge,
+            crate::ops::Request::Write {
+                addr,
+                rkey,
+                imm: None,
+            },
+        )
+    }
+}

@@ -15,7 +15,7 @@ use std::task::{Poll, Waker};
 
 /// A library-owned work request id.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub(crate) struct WrId(pub(crate) u64);
+pub struct WrId(pub u64);
 
 impl WrId {
     fn new(index: u32, generation: u32) -> Self {
@@ -42,7 +42,8 @@ struct Slot<R, C> {
 }
 
 /// What [`SlotTable::complete`] found.
-pub(crate) enum Delivered<R> {
+#[derive(Debug)]
+pub enum Delivered<R> {
     /// A waiting future: wake it (after releasing the table's lock).
     Wake(Option<Waker>),
     /// Nobody waits: drop these resources (after releasing the lock).
@@ -52,15 +53,24 @@ pub(crate) enum Delivered<R> {
 }
 
 /// The slots of one completion queue.
-pub(crate) struct SlotTable<R, C> {
+pub struct SlotTable<R, C> {
     slots: Vec<Slot<R, C>>,
     free: Vec<u32>,
     live: usize,
 }
 
+impl<R, C> std::fmt::Debug for SlotTable<R, C> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SlotTable")
+            .field("slots", &self.slots.len())
+            .field("live", &self.live)
+            .finish()
+    }
+}
+
 impl<R, C> SlotTable<R, C> {
     /// A table with room for `capacity` requests before it grows.
-    pub(crate) fn with_capacity(capacity: usize) -> Self {
+    pub fn with_capacity(capacity: usize) -> Self {
         Self {
             slots: Vec::with_capacity(capacity),
             free: Vec::with_capacity(capacity),
@@ -69,7 +79,7 @@ impl<R, C> SlotTable<R, C> {
     }
 
     /// Requests posted and not yet handed back (including abandoned ones).
-    pub(crate) fn live(&self) -> usize {
+    pub fn live(&self) -> usize {
         self.live
     }
 
@@ -90,7 +100,7 @@ impl<R, C> SlotTable<R, C> {
     }
 
     /// Stores `res` for a request about to be posted and returns its id.
-    pub(crate) fn acquire(&mut self, res: R) -> WrId {
+    pub fn acquire(&mut self, res: R) -> WrId {
         self.live += 1;
         let state = State::Posted { waker: None, res };
         if let Some(index) = self.free.pop() {
@@ -107,7 +117,7 @@ impl<R, C> SlotTable<R, C> {
     }
 
     /// Takes back the resources of a request whose post failed.
-    pub(crate) fn cancel(&mut self, id: WrId) -> Option<R> {
+    pub fn cancel(&mut self, id: WrId) -> Option<R> {
         let slot = self.get(id)?;
         match std::mem::replace(&mut slot.state, State::Free) {
             State::Posted { res, .. } => {
@@ -123,7 +133,7 @@ impl<R, C> SlotTable<R, C> {
 
     /// Takes back the resources of a rider of a batch (see `batch.rs`),
     /// whether its own completion came (an error or flush) or not.
-    pub(crate) fn reclaim(&mut self, id: WrId) -> Option<(R, Option<C>)> {
+    pub fn reclaim(&mut self, id: WrId) -> Option<(R, Option<C>)> {
         let slot = self.get(id)?;
         match std::mem::replace(&mut slot.state, State::Free) {
             State::Posted { res, .. } => {
@@ -143,12 +153,7 @@ impl<R, C> SlotTable<R, C> {
 
     /// Records the completion of `id`; `reaped` sees the request's
     /// resources once (to return credits) whoever waits for them.
-    pub(crate) fn complete(
-        &mut self,
-        id: WrId,
-        completion: C,
-        reaped: impl FnOnce(&R),
-    ) -> Delivered<R> {
+    pub fn complete(&mut self, id: WrId, completion: C, reaped: impl FnOnce(&R)) -> Delivered<R> {
         let Some(slot) = self.get(id) else {
             return Delivered::Stale;
         };
@@ -172,7 +177,7 @@ impl<R, C> SlotTable<R, C> {
 
     /// The completion of `id` with its resources, or `Pending` after
     /// remembering `waker` (the latest waker wins).
-    pub(crate) fn poll(&mut self, id: WrId, waker: &Waker) -> Poll<Option<(C, R)>> {
+    pub fn poll(&mut self, id: WrId, waker: &Waker) -> Poll<Option<(C, R)>> {
         let Some(slot) = self.get(id) else {
             return Poll::Ready(None);
         };
@@ -197,7 +202,7 @@ impl<R, C> SlotTable<R, C> {
 
     /// The future waiting on `id` is gone. Returns resources to drop (after
     /// releasing the lock) when the request had already completed.
-    pub(crate) fn abandon(&mut self, id: WrId) -> Option<R> {
+    pub fn abandon(&mut self, id: WrId) -> Option<R> {
         let slot = self.get(id)?;
         match std::mem::replace(&mut slot.state, State::Free) {
             State::Posted { res, .. } => {
