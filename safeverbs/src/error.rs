@@ -23,6 +23,20 @@ pub enum Error {
         /// What to do about it, when something is known to help.
         hint: Option<&'static str>,
     },
+    /// Registration failed for lack of lockable memory.
+    #[error(
+        "ibv_reg_mr of {bytes} bytes failed: {source}; the locked-memory limit RLIMIT_MEMLOCK \
+         is {limit}: raise it with `ulimit -l unlimited` (or LimitMEMLOCK=infinity for a \
+         systemd service), or register less"
+    )]
+    MemlockLimit {
+        /// Bytes the registration asked for.
+        bytes: usize,
+        /// The soft RLIMIT_MEMLOCK, as text ("65536 bytes", "unlimited").
+        limit: String,
+        /// The errno.
+        source: io::Error,
+    },
     /// No RDMA device could be used.
     #[error(
         "no RDMA device found ({0}); to run without an RNIC, use the Soft-RoCE machine: \
@@ -145,10 +159,6 @@ impl Error {
     pub(crate) fn errno(verb: &'static str, code: i32) -> Self {
         let code = code.abs();
         let hint = match code {
-            libc::ENOMEM | libc::EAGAIN if verb == "ibv_reg_mr" => Some(
-                "the locked-memory limit (RLIMIT_MEMLOCK) may be too low: raise it with \
-                 `ulimit -l unlimited` or LimitMEMLOCK=infinity",
-            ),
             libc::ENOMEM => Some("the device or the locked-memory limit ran out of resources"),
             libc::EPERM | libc::EACCES => Some("run as root or give access to /dev/infiniband/*"),
             _ => None,

@@ -202,7 +202,7 @@ impl ProtectionDomain {
             )
         };
         let Some(mr) = NonNull::new(mr) else {
-            let err = Error::last_os("ibv_reg_mr");
+            let err = registration_error(len);
             if let Backing::Owned(layout) = backing {
                 // SAFETY: allocated by `allocate` with this layout; never
                 // registered, so the NIC never saw it.
@@ -227,6 +227,24 @@ impl ProtectionDomain {
             _type: PhantomData,
         })
     }
+}
+
+/// The error of a failed `ibv_reg_mr`, naming the memlock limit when that
+/// is the likely cause.
+fn registration_error(bytes: usize) -> Error {
+    let source = std::io::Error::last_os_error();
+    if !matches!(source.raw_os_error(), Some(libc::ENOMEM | libc::EAGAIN)) {
+        return Error::Verb { verb: "ibv_reg_mr", source, hint: None };
+    }
+    let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: a valid out-parameter.
+    let rc = unsafe { libc::getrlimit(libc::RLIMIT_MEMLOCK, &mut lim) };
+    let limit = match (rc, lim.rlim_cur) {
+        (0, libc::RLIM_INFINITY) => "unlimited".to_owned(),
+        (0, n) => format!("{n} bytes"),
+        _ => "unknown".to_owned(),
+    };
+    Error::MemlockLimit { bytes, limit, source }
 }
 
 impl<T: ?Sized + RdmaBuf> MemoryRegion<T> {
