@@ -234,9 +234,16 @@ impl ProtectionDomain {
 fn registration_error(bytes: usize) -> Error {
     let source = std::io::Error::last_os_error();
     if !matches!(source.raw_os_error(), Some(libc::ENOMEM | libc::EAGAIN)) {
-        return Error::Verb { verb: "ibv_reg_mr", source, hint: None };
+        return Error::Verb {
+            verb: "ibv_reg_mr",
+            source,
+            hint: None,
+        };
     }
-    let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
     // SAFETY: a valid out-parameter.
     let rc = unsafe { libc::getrlimit(libc::RLIMIT_MEMLOCK, &mut lim) };
     let limit = match (rc, lim.rlim_cur) {
@@ -244,7 +251,11 @@ fn registration_error(bytes: usize) -> Error {
         (0, n) => format!("{n} bytes"),
         _ => "unknown".to_owned(),
     };
-    Error::MemlockLimit { bytes, limit, source }
+    Error::MemlockLimit {
+        bytes,
+        limit,
+        source,
+    }
 }
 
 impl<T: ?Sized + RdmaBuf> MemoryRegion<T> {

@@ -66,8 +66,7 @@ fn demo() -> Result<Verdict, Box<dyn Error>> {
         return Ok(Verdict::Missed("the padding bytes were not zero".into()));
     }
     Ok(Verdict::Caught(format!(
-        "DOES NOT COMPILE: {} ({}); with the explicit `_pad` field it asks for, the peer \
-         received 7 zero bytes",
+        "DOES NOT COMPILE: {} ({}); the fixed type, with `_pad: [u8; 7]`, sends 7 zero bytes",
         case.error_line()
             .split(", which")
             .next()

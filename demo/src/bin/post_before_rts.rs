@@ -33,8 +33,15 @@ fn demo() -> Result<Verdict, Box<dyn Error>> {
     let dev = Device::open_default()?;
     let pd = dev.alloc_pd()?;
     let cq = dev.create_cq(64)?;
-    let a = pd.queue_pair::<Rc>().send_cq(&cq).recv_cq(&cq).build()?; // QueuePair<Rc, Init>
-    let b = pd.queue_pair::<Rc>().send_cq(&cq).recv_cq(&cq).build()?;
+    let qp = || {
+        pd.queue_pair::<Rc>()
+            .send_cq(&cq)
+            .recv_cq(&cq)
+            .max_send_wr(8)
+            .max_recv_wr(8)
+    };
+    let a = qp().build()?; // QueuePair<Rc, Init>
+    let b = qp().build()?;
     let inbox = pd.register_zeroed::<u8>(2 * 64, Access::local())?;
     let r1 = b.recv(inbox.bytes_rw(0..64)?); // receives may be posted in INIT
     let r2 = b.recv(inbox.bytes_rw(64..128)?);
@@ -65,7 +72,7 @@ fn demo() -> Result<Verdict, Box<dyn Error>> {
         )));
     }
     Ok(Verdict::Caught(format!(
-        "DOES NOT COMPILE: {} ({}); posted in RTS the message arrived exactly once",
+        "DOES NOT COMPILE: {} ({}); sent in RTS, the message arrived exactly once",
         case.error_line(),
         case.path
     )))

@@ -88,9 +88,9 @@ fn demo() -> Result<Verdict, Box<dyn Error>> {
         )));
     }
     Ok(Verdict::Caught(format!(
-        "PREVENTED: dropping the order's region right after posting freed nothing (the \
-         in-flight send owns its segment); the token got other memory in {other_memory} of \
-         {ROUNDS} rounds and the receiver got the order intact in {ROUNDS} of {ROUNDS} (0 of \
-         {MSG} bytes differ)"
+        "PREVENTED: dropping the order's region right after posting freed nothing (the send \
+         owns its segment until completion); the token got other memory ({other_memory} of \
+         {ROUNDS} rounds); receiver got the order intact, 0 of {MSG} bytes differ ({ROUNDS} of \
+         {ROUNDS} rounds)"
     )))
 }

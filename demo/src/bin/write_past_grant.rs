@@ -60,8 +60,8 @@ fn demo() -> Result<Verdict, Box<dyn Error>> {
     match res {
         Err(e @ SvError::RemoteOutOfBounds { .. }) if balance == 100 => {
             Ok(Verdict::Caught(format!(
-                "CAUGHT: \"{e}\" (Error::RemoteOutOfBounds, before posting); the neighbouring \
-                 balance is still 100"
+                "CAUGHT: refused before posting, Error::RemoteOutOfBounds: \"{e}\"; the \
+                 neighbouring balance is still 100"
             )))
         }
         Err(e) => Err(e.into()),
