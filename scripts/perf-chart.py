@@ -13,14 +13,19 @@ from xml.sax.saxutils import escape
 
 W, H = 760, 460
 LEFT, RIGHT, TOP, BOTTOM = 90, 30, 60, 70
-SERIES = (("uchan", "uchan (SafeVerbs)", "#1f77b4"), ("perftest", "ib_write_bw -c UC", "#d62728"))
+# key in results.json, legend, colour, dash pattern
+SERIES = (
+    ("uchan", "uchan (SafeVerbs, every write signaled)", "#1f77b4", ""),
+    ("perftest", "ib_write_bw -c UC (defaults: CQ moderation 100 below 8 KiB)", "#d62728", ""),
+    ("perftest-Q1", "ib_write_bw -c UC -Q 1 (every write signaled)", "#ff7f0e", "6 4"),
+)
 
 
 def main(src="docs/perf/results.json", out="docs/perf/bandwidth.svg"):
     with open(src) as f:
         results = json.load(f)
     sizes = results["bandwidth"]["sizes"]
-    values = [v for e in sizes for tool, _, _ in SERIES for v in e[tool]["runs"]["bw_avg"]]
+    values = [v for e in sizes for tool, *_ in SERIES if tool in e for v in e[tool]["runs"]["bw_avg"] if v > 0]
     if not sizes or not values:
         sys.exit("perf-chart: no bandwidth results in " + src)
     lo = 10 ** math.floor(math.log10(min(values)))
@@ -40,7 +45,7 @@ def main(src="docs/perf/results.json", out="docs/perf/bandwidth.svg"):
         f'<rect width="{W}" height="{H}" fill="white"/>',
         f'<text x="{W / 2}" y="24" text-anchor="middle" font-size="15">UC RDMA WRITE bandwidth: uchan (SafeVerbs) vs ib_write_bw</text>',
         f'<text x="{W / 2}" y="42" text-anchor="middle" fill="#555">{escape(results["device"])}, Soft-RoCE in qemu (TCG); '
-        f'tx depth {results["tx_depth"]}; median of {results["pairs"]} runs, bars: min..max</text>',
+        f'tx depth {results["tx_depth"]}; median of {results["rounds"]} runs, bars: min..max</text>',
     ]
     # Grid: decades of MB/sec, and the measured sizes.
     decade = lo
@@ -54,29 +59,33 @@ def main(src="docs/perf/results.json", out="docs/perf/bandwidth.svg"):
         svg.append(f'<line x1="{x:.1f}" y1="{TOP}" x2="{x:.1f}" y2="{H - BOTTOM}" stroke="#eee"/>')
         label = f'{e["size"] // 1024} KiB' if e["size"] >= 1024 else f'{e["size"]} B'
         svg.append(f'<text x="{x:.1f}" y="{H - BOTTOM + 18}" text-anchor="middle">{label}</text>')
-        ratio = e["ratio_uchan_over_perftest"]["bw_avg"]
-        if ratio is not None:
-            svg.append(f'<text x="{x:.1f}" y="{H - BOTTOM + 34}" text-anchor="middle" fill="#555">ratio {ratio:.2f}</text>')
+        r1 = e["ratios"]["uchan_over_perftest"]["bw_avg"]
+        r2 = e["ratios"]["uchan_over_perftest-Q1"]["bw_avg"]
+        text = " / ".join(format(r, ".2f") if r is not None else "-" for r in (r1, r2))
+        svg.append(f'<text x="{x:.1f}" y="{H - BOTTOM + 34}" text-anchor="middle" fill="#555">uchan/perftest {text}</text>')
     svg.append(f'<rect x="{LEFT}" y="{TOP}" width="{W - LEFT - RIGHT}" height="{H - TOP - BOTTOM}" fill="none" stroke="#333"/>')
-    svg.append(f'<text x="{W / 2}" y="{H - 12}" text-anchor="middle">message size (log scale)</text>')
+    svg.append(f'<text x="{W / 2}" y="{H - 12}" text-anchor="middle">message size (log scale); '
+               'ratios: uchan / ib_write_bw and uchan / ib_write_bw -Q 1</text>')
     svg.append(f'<text transform="translate(22 {(TOP + H - BOTTOM) / 2}) rotate(-90)" text-anchor="middle">'
                'BW average [MB/sec = 2^20 B/s] (log scale)</text>')
-    for k, (tool, name, color) in enumerate(SERIES):
-        shift = (k - 0.5) * 8  # side by side, so that the bars do not hide each other
+    for k, (tool, name, color, dash) in enumerate(SERIES):
+        shift = (k - 1) * 8  # side by side, so that the bars do not hide each other
         points = []
         for e in sizes:
-            runs = e[tool]["runs"]["bw_avg"]
-            med = e[tool]["median"]["bw_avg"]
-            if med is None:
+            runs = [v for v in e.get(tool, {}).get("runs", {}).get("bw_avg", []) if v > 0]
+            med = e.get(tool, {}).get("median", {}).get("bw_avg")
+            if not runs or not med:
                 continue
             x = px(e["size"]) + shift
             points.append(f"{x:.1f},{py(med):.1f}")
             svg.append(f'<line x1="{x:.1f}" y1="{py(min(runs)):.1f}" x2="{x:.1f}" y2="{py(max(runs)):.1f}" '
                        f'stroke="{color}" stroke-width="2" opacity="0.5"/>')
             svg.append(f'<circle cx="{x:.1f}" cy="{py(med):.1f}" r="4" fill="{color}"/>')
-        svg.append(f'<polyline points="{" ".join(points)}" fill="none" stroke="{color}" stroke-width="2"/>')
+        svg.append(f'<polyline points="{" ".join(points)}" fill="none" stroke="{color}" stroke-width="2" '
+                   f'stroke-dasharray="{dash}"/>')
         ly = TOP + 18 + 18 * k
-        svg.append(f'<line x1="{LEFT + 14}" y1="{ly - 4}" x2="{LEFT + 40}" y2="{ly - 4}" stroke="{color}" stroke-width="2"/>')
+        svg.append(f'<line x1="{LEFT + 14}" y1="{ly - 4}" x2="{LEFT + 40}" y2="{ly - 4}" stroke="{color}" '
+                   f'stroke-width="2" stroke-dasharray="{dash}"/>')
         svg.append(f'<text x="{LEFT + 46}" y="{ly}">{escape(name)}</text>')
     svg.append("</svg>")
     with open(out, "w") as f:

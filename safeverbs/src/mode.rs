@@ -1,12 +1,20 @@
 //! The two kinds of segment: shared read-only views and exclusive
 //! read-write ones.
 
-use crate::interval;
-
 mod sealed {
-    pub trait Sealed {}
-    impl Sealed for super::Ro {}
-    impl Sealed for super::Rw {}
+    use crate::interval::Access;
+
+    /// Seals [`Mode`](super::Mode) and carries what the library needs of it.
+    pub trait Sealed {
+        /// How a segment of this mode shares its bytes.
+        const ACCESS: Access;
+    }
+    impl Sealed for super::Ro {
+        const ACCESS: Access = Access::Shared;
+    }
+    impl Sealed for super::Rw {
+        const ACCESS: Access = Access::Exclusive;
+    }
 }
 
 /// Read-only: the NIC may read the bytes (send, RDMA WRITE source); many
@@ -20,13 +28,8 @@ pub enum Ro {}
 pub enum Rw {}
 
 /// [`Ro`] or [`Rw`]. Sealed.
-pub trait Mode: sealed::Sealed + Send + Sync + 'static {
-    #[doc(hidden)]
-    const ACCESS: interval::Access;
-}
-impl Mode for Ro {
-    const ACCESS: interval::Access = interval::Access::Shared;
-}
+pub trait Mode: sealed::Sealed + Send + Sync + 'static {}
+impl Mode for Ro {}
 /// Modes whose segments may be written (receive buffers, RDMA READ
 /// targets, `write`/`fill`/`copy_from`/`get_mut`): only [`Rw`].
 #[diagnostic::on_unimplemented(
@@ -36,6 +39,4 @@ impl Mode for Ro {
 )]
 pub trait Writable: Mode {}
 impl Writable for Rw {}
-impl Mode for Rw {
-    const ACCESS: interval::Access = interval::Access::Exclusive;
-}
+impl Mode for Rw {}

@@ -78,7 +78,7 @@ type Marker<T, M> = fn(&T) -> M;
 
 /// A typed view of part of a [`MemoryRegion`](crate::MemoryRegion): a `T`
 /// (or `[E]`) at a checked offset, read-only ([`Ro`](crate::Ro)) or
-/// read-write ([`Rw`]).
+/// read-write ([`Rw`](crate::Rw)).
 ///
 /// Posting an operation moves the segment in; the completion hands it back.
 /// While it is posted, nothing in safe code can reach its bytes.

@@ -26,6 +26,7 @@ use std::collections::VecDeque;
 use std::error::Error;
 use std::io::{Read, Write};
 use std::net::{Ipv6Addr, TcpListener};
+use std::process::ExitCode;
 use std::time::Instant;
 
 use clap::Parser;
@@ -77,7 +78,19 @@ struct Args {
     chk: bool,
 }
 
-fn main() -> Res<()> {
+/// Errors are printed with their message (`Display`), which says what to do,
+/// rather than the `Debug` form a `Result` from `main` would print.
+fn main() -> ExitCode {
+    match run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("pingpong: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run() -> Res<()> {
     let args = Args::parse();
     if ![256, 512, 1024, 2048, 4096].contains(&args.mtu) {
         return Err(format!("--mtu {} is not 256, 512, 1024, 2048 or 4096", args.mtu).into());

@@ -60,7 +60,13 @@ async fn client(pd: &ProtectionDomain, stream: &mut TcpStream) -> safeverbs::Res
     let first = end.recv(responses.elem_rw(0)?);
     let conn: Connection<Kv, Client> = end.connect(stream)?;
 
-    let request = pd.register(Request { seq: 1, key: [1; 32] }, Access::local())?;
+    let request = pd.register(
+        Request {
+            seq: 1,
+            key: [1; 32],
+        },
+        Access::local(),
+    )?;
     let (done, _request) = conn.send(request.read_only()?).await;
     done?;
     let (done, response) = first.await;
@@ -92,7 +98,9 @@ async fn server(pd: &ProtectionDomain, listener: &TcpListener) -> safeverbs::Res
         Access::local(),
     )?;
     let value = pd.register([3u8; 64], Access::local())?;
-    let (done, _value) = conn.write(value.read_only()?, conn.peer().fields().value).await;
+    let (done, _value) = conn
+        .write(value.read_only()?, conn.peer().fields().value)
+        .await;
     done?;
     let (done, _response) = conn.send(response.read_only()?).await;
     done?;

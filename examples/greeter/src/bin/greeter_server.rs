@@ -4,6 +4,7 @@
 use std::error::Error;
 use std::io::{Read, Write};
 use std::net::TcpListener;
+use std::process::ExitCode;
 
 use clap::Parser;
 use futures::executor::block_on;
@@ -20,7 +21,19 @@ struct Args {
     port: u16,
 }
 
-fn main() -> Result<(), Box<dyn Error>> {
+/// Errors are printed with their message (`Display`), which says what to do,
+/// rather than the `Debug` form a `Result` from `main` would print.
+fn main() -> ExitCode {
+    match run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("greeter_server: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run() -> Result<(), Box<dyn Error>> {
     let args = Args::parse();
     let dev = args.device.open()?;
     let pd = dev.alloc_pd()?;
@@ -42,6 +55,7 @@ fn main() -> Result<(), Box<dyn Error>> {
     println!("waiting for a client on TCP port {}", args.port);
     let mut stream = tcp_accept(&listener)?;
     let peer = exchange(&mut stream, &qp.endpoint())?;
+    // Held to the end: dropping a queue pair flushes its posted receives.
     let _qp = qp.connect(&peer)?;
     stream.write_all(b"R")?; // ready: the client may send now
 

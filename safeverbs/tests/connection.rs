@@ -1,0 +1,342 @@
+//! Declared connections on a device: a client and a server end in one
+//! process, on two threads, handshaking over TCP on loopback. Messages go
+//! both ways with every byte checked; the client RDMA-writes (and reads
+//! back) a field of the mailbox the server exposes; a peer with another
+//! declaration, or the same role, is refused. Without a device each test
+//! skips, saying why.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use std::collections::VecDeque;
+use std::future::Future;
+use std::io::ErrorKind;
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::pin::pin;
+use std::task::{Context, Poll};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use common::{device, pattern};
+use futures::task::noop_waker;
+use safeverbs::{connection, tcp_connect, Access, Declaration, Device, Error, Rc, RdmaPod};
+
+const PAYLOAD: usize = 56;
+const ROUNDS: u64 = 32;
+const DEPTH: u32 = 4;
+/// However a test goes wrong, it fails within this, rather than hang with
+/// one thread waiting for the other.
+const PATIENCE: Duration = Duration::from_secs(30);
+
+#[derive(RdmaPod, Clone, Copy)]
+#[repr(C)]
+struct Request {
+    seq: u64,
+    payload: [u8; PAYLOAD],
+}
+
+/// `Request` with a field renamed: same size, another layout fingerprint.
+#[derive(RdmaPod, Clone, Copy)]
+#[repr(C)]
+struct OtherRequest {
+    seq: u64,
+    body: [u8; PAYLOAD],
+}
+
+#[derive(RdmaPod, Clone, Copy)]
+#[repr(C)]
+struct Response {
+    seq: u64,
+    /// The request's payload, reversed.
+    echo: [u8; PAYLOAD],
+    /// The sum of the request's payload bytes.
+    sum: u64,
+}
+
+#[derive(RdmaPod, Clone, Copy)]
+#[repr(C)]
+struct Mailbox {
+    last_seen: u64,
+    note: [u8; 24],
+}
+
+mod kv {
+    use super::*;
+    connection! {
+        /// The declaration both ends of the working tests use.
+        pub(crate) struct Kv: Rc {
+            client sends Request;
+            server sends Response, exposes Mailbox;
+        }
+    }
+}
+
+mod other {
+    use super::*;
+    connection! {
+        /// The same name and shape as `kv::Kv`, but the client sends
+        /// another message type.
+        pub(crate) struct Kv: Rc {
+            client sends OtherRequest;
+            server sends Response, exposes Mailbox;
+        }
+    }
+}
+
+use kv::Kv;
+
+const NOTE: [u8; 24] = *b"written by RDMA WRITE...";
+
+fn listener() -> (TcpListener, SocketAddr) {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    listener
+        .set_nonblocking(true)
+        .expect("nonblocking listener");
+    let addr = listener.local_addr().expect("local_addr");
+    (listener, addr)
+}
+
+/// Accepts the peer, or panics after [`PATIENCE`] (say, when the other
+/// thread failed before connecting).
+fn accept(listener: &TcpListener) -> TcpStream {
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        match listener.accept() {
+            Ok((stream, _)) => {
+                stream.set_nonblocking(false).expect("blocking stream");
+                stream.set_read_timeout(Some(PATIENCE)).expect("timeout");
+                return stream;
+            }
+            Err(e) if e.kind() == ErrorKind::WouldBlock && Instant::now() < deadline => {
+                thread::sleep(Duration::from_millis(5));
+            }
+            Err(e) => panic!("no peer connected: {e}"),
+        }
+    }
+}
+
+/// Polls `op` to completion (the completion queues are in busy-poll mode,
+/// so polling makes progress), or panics after [`PATIENCE`].
+fn wait<F: Future>(op: F) -> F::Output {
+    let deadline = Instant::now() + PATIENCE;
+    let waker = noop_waker();
+    let mut cx = Context::from_waker(&waker);
+    let mut op = pin!(op);
+    loop {
+        if let Poll::Ready(out) = op.as_mut().poll(&mut cx) {
+            return out;
+        }
+        assert!(Instant::now() < deadline, "no completion in {PATIENCE:?}");
+        thread::yield_now();
+    }
+}
+
+fn request_payload(seq: u64) -> [u8; PAYLOAD] {
+    pattern(PAYLOAD, seq).try_into().expect("PAYLOAD bytes")
+}
+
+/// The server: answers `ROUNDS` requests, checking each byte, then waits
+/// for the last request and returns what the client wrote into the
+/// mailbox.
+fn serve(dev: &Device, listener: &TcpListener) -> Result<Mailbox, Error> {
+    let pd = dev.alloc_pd()?;
+    let cq = dev.create_cq(2 * DEPTH as usize)?;
+    let end = Kv::server(&pd)
+        .cq(&cq)
+        .queue_pair(|qp| qp.max_send_wr(DEPTH).max_recv_wr(DEPTH))
+        .prepare()?;
+    let requests = pd.register_zeroed::<Request>(DEPTH as usize, Access::local())?;
+    let mut inbox = VecDeque::new();
+    for i in 0..DEPTH as usize {
+        inbox.push_back(end.recv(requests.elem_rw(i)?));
+    }
+    let conn = end.connect(&mut accept(listener))?;
+
+    let responses = pd.register(Response::zeroed(), Access::local())?;
+    let mut out = responses.read_write()?;
+    for seq in 1..=ROUNDS + 1 {
+        let (done, slot) = wait(inbox.pop_front().expect("a posted receive"));
+        let wc = done?;
+        assert_eq!(wc.byte_len as usize, size_of::<Request>());
+        let req = slot.read();
+        assert_eq!(req.seq, seq, "requests arrive in order");
+        assert_eq!(req.payload, request_payload(seq), "request {seq} bytes");
+        inbox.push_back(conn.recv(slot));
+        if seq > ROUNDS {
+            break; // The last one says the mailbox is written.
+        }
+        let mut echo = req.payload;
+        echo.reverse();
+        let sum = req.payload.iter().map(|&b| u64::from(b)).sum();
+        out.write(Response { seq, echo, sum });
+        let (done, back) = wait(conn.send(out));
+        done?;
+        out = back;
+    }
+    // RC: the client's writes came before its last send, so they landed.
+    Ok(conn.exposed().read_only()?.read())
+}
+
+#[test]
+fn round_trip_with_checked_bytes_and_a_write_into_the_exposed_mailbox() {
+    let Some(dev) = device() else { return };
+    let (listener, addr) = listener();
+    let mailbox = thread::scope(|s| {
+        let server = s.spawn(|| serve(&dev, &listener));
+
+        let pd = dev.alloc_pd().unwrap();
+        let cq = dev.create_cq(2 * DEPTH as usize).unwrap();
+        let end = Kv::client(&pd)
+            .cq(&cq)
+            .queue_pair(|qp| qp.max_send_wr(DEPTH).max_recv_wr(DEPTH))
+            .prepare()
+            .unwrap();
+        let responses = pd.register(Response::zeroed(), Access::local()).unwrap();
+        let mut response = Some(end.recv(responses.read_write().unwrap()));
+        let conn = end.connect(&mut tcp_connect(addr).unwrap()).unwrap();
+        assert_eq!(conn.peer().len_bytes() as usize, size_of::<Mailbox>());
+
+        let requests = pd.register(Request::zeroed(), Access::local()).unwrap();
+        let mut out = requests.read_write().unwrap();
+        let mut last_seen = 0;
+        for seq in 1..=ROUNDS {
+            out.write(Request {
+                seq,
+                payload: request_payload(seq),
+            });
+            let (done, back) = wait(conn.send(out));
+            done.unwrap();
+            out = back;
+            let (done, slot) = wait(response.take().unwrap());
+            assert_eq!(done.unwrap().byte_len as usize, size_of::<Response>());
+            let resp = slot.read();
+            let mut want = request_payload(seq);
+            want.reverse();
+            assert_eq!(resp.seq, seq);
+            assert_eq!(resp.echo, want, "response {seq} bytes");
+            assert_eq!(resp.sum, want.iter().map(|&b| u64::from(b)).sum::<u64>());
+            last_seen = resp.seq;
+            response = Some(conn.recv(slot));
+        }
+
+        // RDMA WRITE into the fields the server exposes, then READ one back.
+        let mine = pd
+            .register(
+                Mailbox {
+                    last_seen,
+                    note: NOTE,
+                },
+                Access::local(),
+            )
+            .unwrap();
+        let fields = conn.peer().fields();
+        let (done, _) = wait(conn.write(mine.fields().note.read_only().unwrap(), fields.note));
+        done.unwrap();
+        let (done, _) = wait(conn.write(
+            mine.fields().last_seen.read_only().unwrap(),
+            fields.last_seen,
+        ));
+        done.unwrap();
+        let check = pd.register(0u64, Access::local()).unwrap();
+        let (done, back) = wait(conn.read(check.read_write().unwrap(), fields.last_seen));
+        done.unwrap();
+        assert_eq!(back.read(), ROUNDS, "RDMA READ of the exposed field");
+
+        out.write(Request {
+            seq: ROUNDS + 1,
+            payload: request_payload(ROUNDS + 1),
+        });
+        let (done, _) = wait(conn.send(out));
+        done.unwrap();
+        server.join().expect("server thread").unwrap()
+    });
+    assert_eq!(mailbox.last_seen, ROUNDS);
+    assert_eq!(mailbox.note, NOTE);
+}
+
+#[test]
+fn a_peer_with_another_declaration_is_refused_with_both_fingerprints() {
+    let Some(dev) = device() else { return };
+    assert_ne!(Kv::FINGERPRINT, other::Kv::FINGERPRINT);
+    let (listener, addr) = listener();
+    let (server, client) = thread::scope(|s| {
+        let server = s.spawn(|| {
+            let pd = dev.alloc_pd().unwrap();
+            let cq = dev.create_cq(128).unwrap();
+            Kv::server(&pd)
+                .cq(&cq)
+                .connect(&mut accept(&listener))
+                .map(drop)
+        });
+        let pd = dev.alloc_pd().unwrap();
+        let cq = dev.create_cq(128).unwrap();
+        let client = other::Kv::client(&pd)
+            .cq(&cq)
+            .connect(&mut tcp_connect(addr).unwrap())
+            .map(drop);
+        (server.join().expect("server thread"), client)
+    });
+
+    for (side, result, local, remote) in [
+        ("server", server, Kv::FINGERPRINT, other::Kv::FINGERPRINT),
+        ("client", client, other::Kv::FINGERPRINT, Kv::FINGERPRINT),
+    ] {
+        let err = result.expect_err("a different declaration must be refused");
+        let text = err.to_string();
+        println!("{side}: {text}");
+        match err {
+            Error::Fingerprint {
+                what,
+                local: l,
+                remote: r,
+            } => {
+                assert_eq!(what, "connection `Kv`");
+                assert_eq!((l, r), (local, remote), "{side}");
+            }
+            other => panic!("{side}: expected Error::Fingerprint, got {other:?}"),
+        }
+        assert!(text.contains(&format!("{local:#018x}")), "{text}");
+        assert!(text.contains(&format!("{remote:#018x}")), "{text}");
+        assert!(text.contains("`Kv`"), "{text}");
+    }
+}
+
+#[test]
+fn two_servers_are_refused() {
+    let Some(dev) = device() else { return };
+    let (listener, addr) = listener();
+    let (a, b) = thread::scope(|s| {
+        let a = s.spawn(|| {
+            let pd = dev.alloc_pd().unwrap();
+            let cq = dev.create_cq(128).unwrap();
+            Kv::server(&pd)
+                .cq(&cq)
+                .connect(&mut accept(&listener))
+                .map(drop)
+        });
+        let pd = dev.alloc_pd().unwrap();
+        let cq = dev.create_cq(128).unwrap();
+        let b = Kv::server(&pd)
+            .cq(&cq)
+            .connect(&mut tcp_connect(addr).unwrap())
+            .map(drop);
+        (a.join().expect("thread"), b)
+    });
+    for result in [a, b] {
+        let text = result.expect_err("two servers").to_string();
+        assert!(
+            text.contains("the peer is the server of connection `Kv` too"),
+            "{text}"
+        );
+    }
+}
+
+#[test]
+fn an_exposed_region_without_remote_access_is_refused() {
+    let Some(dev) = device() else { return };
+    let pd = dev.alloc_pd().unwrap();
+    let cq = dev.create_cq(128).unwrap();
+    let local = pd.register(Mailbox::zeroed(), Access::local()).unwrap();
+    let err = Kv::server(&pd).cq(&cq).expose(local).prepare().unwrap_err();
+    assert!(err.to_string().contains("without remote access"), "{err}");
+}
