@@ -84,6 +84,8 @@ mod region;
 mod remote;
 mod segment;
 mod slots;
+#[cfg(test)]
+mod test_rng;
 mod transport;
 
 pub use batch::{PostBatch, MAX_BATCH};

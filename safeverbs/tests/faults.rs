@@ -13,7 +13,7 @@ use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{device, pattern};
+use common::{device, env_or, pattern, rss_kib};
 use futures::executor::block_on;
 use safeverbs::{
     exchange, tcp_connect, Access, CompletionQueue, Device, Error, ProtectionDomain, QueuePair, Rc,
@@ -286,28 +286,12 @@ fn writes_beyond_the_grant_fail_on_the_nic_and_touch_nothing() {
     assert!(matches!(err, Error::Completion { status, .. } if status == WcStatus::REM_ACCESS_ERR));
 }
 
-/// Resident set size in KiB.
-fn rss_kib() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or(0)
-}
-
 #[test]
 fn backpressure_32_tasks_x_10000_ops_on_a_send_queue_of_16() {
     let Some(dev) = device() else { return };
     let p = std::sync::Arc::new(common::pair::<Rc>(&dev, 16));
-    let tasks: usize = std::env::var("SAFEVERBS_BACKPRESSURE_TASKS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(32);
-    let per_task: usize = std::env::var("SAFEVERBS_BACKPRESSURE_OPS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(10_000);
+    let tasks = env_or("SAFEVERBS_BACKPRESSURE_TASKS", 32) as usize;
+    let per_task = env_or("SAFEVERBS_BACKPRESSURE_OPS", 10_000) as usize;
     let dst =
         p.pd.register_zeroed::<u8>(64 * tasks, Access::remote_write())
             .unwrap();

@@ -13,28 +13,12 @@ mod common;
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
-use common::{device, pair};
+use common::{device, env_or, pair, rss_kib};
 use futures::executor::block_on;
 use safeverbs::{Access, MemoryRegion, Rc};
 
 const MAX: usize = 4096;
 const RECVS: usize = 64;
-
-fn env(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-fn rss_kib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .unwrap()
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or(0)
-}
 
 struct Rng(u64);
 impl Rng {
@@ -67,8 +51,8 @@ fn frame(buf: &mut [u8], i: u64) {
 #[test]
 fn soak_random_sizes_dropped_and_forgotten_futures() {
     let Some(dev) = device() else { return };
-    let ops = env("SAFEVERBS_SOAK_OPS", 1_000_000);
-    let secs = env("SAFEVERBS_SOAK_SECS", 300);
+    let ops = env_or("SAFEVERBS_SOAK_OPS", 1_000_000);
+    let secs = env_or("SAFEVERBS_SOAK_SECS", 300);
     let p = pair::<Rc>(&dev, 128);
     // Send buffers: one slot per outstanding send; forgotten sends get a
     // fresh region of their own (that memory is the accepted leak).
