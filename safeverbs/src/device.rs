@@ -220,13 +220,12 @@ impl Device {
             }
         }
         match (&options.device, last_err) {
+            (Some(want), _) if names.is_empty() => Err(Error::NoDevice(format!(
+                "no device named {want:?}: libibverbs lists no devices at all"
+            ))),
             (Some(want), _) => Err(Error::BadSelection(format!(
                 "no RDMA device named {want:?}; this machine has: {}",
-                if names.is_empty() {
-                    "none".to_owned()
-                } else {
-                    names.join(", ")
-                }
+                names.join(", ")
             ))),
             (None, Some(e)) => Err(e),
             (None, None) => Err(Error::NoDevice("libibverbs lists no devices".into())),

@@ -10,7 +10,10 @@ use crate::endpoint::{DecodeError, TransportKind};
 use crate::interval::Conflict;
 
 /// What a SafeVerbs call can fail with.
-#[derive(Debug, thiserror::Error)]
+///
+/// `Debug` prints the same message as `Display`, so that `fn main() ->
+/// Result<(), Box<dyn Error>>` shows the hint rather than a struct dump.
+#[derive(thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
     /// A verb returned an error.
@@ -134,6 +137,12 @@ pub enum Error {
     /// Waited too long.
     #[error("timed out after {0:?} waiting for {1}")]
     Timeout(std::time::Duration, &'static str),
+}
+
+impl std::fmt::Debug for Error {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(self, f)
+    }
 }
 
 fn hint_suffix(hint: Option<&'static str>) -> String {

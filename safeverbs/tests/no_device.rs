@@ -1,0 +1,62 @@
+//! A missing device is a clear error, never a panic: on a machine without
+//! RDMA the error says how to run on Soft-RoCE; with a device, asking for
+//! one that does not exist names the ones that do.
+#![allow(clippy::unwrap_used, clippy::panic)]
+
+use safeverbs::{device_names, Device, DeviceOptions, Error};
+
+#[test]
+fn opening_without_a_device_explains_the_soft_roce_machine() {
+    let names = device_names().unwrap_or_default();
+    let result = Device::open_default();
+    if !names.is_empty() {
+        println!("this machine has RDMA devices {names:?}; nothing to check here");
+        return;
+    }
+    let err = result.unwrap_err();
+    println!("{err}");
+    assert!(matches!(err, Error::NoDevice(_)), "{err}");
+    assert!(
+        err.to_string().contains("softroce/run"),
+        "the error says how to run without an RNIC"
+    );
+}
+
+#[test]
+fn a_device_that_does_not_exist_is_named_in_the_error() {
+    let err = Device::open("no_such_rdma_device").unwrap_err();
+    println!("{err}");
+    let text = err.to_string();
+    match device_names().unwrap_or_default() {
+        names if names.is_empty() => assert!(text.contains("softroce/run"), "{text}"),
+        names => {
+            assert!(text.contains("no_such_rdma_device"), "{text}");
+            assert!(
+                names.iter().all(|n| text.contains(n.as_str())),
+                "lists the devices: {text}"
+            );
+        }
+    }
+}
+
+#[test]
+fn a_port_or_gid_that_does_not_exist_is_a_clear_error() {
+    let Ok(names) = device_names() else { return };
+    let Some(name) = names.first() else { return };
+    let bad_port = DeviceOptions {
+        device: Some(name.clone()),
+        port: Some(9),
+        gid_index: None,
+    };
+    let err = Device::open_with(&bad_port).unwrap_err();
+    println!("{err}");
+    assert!(err.to_string().contains("no port 9"), "{err}");
+    let bad_gid = DeviceOptions {
+        device: Some(name.clone()),
+        port: None,
+        gid_index: Some(250),
+    };
+    let err = Device::open_with(&bad_gid).unwrap_err();
+    println!("{err}");
+    assert!(err.to_string().contains("GID index 250"), "{err}");
+}
