@@ -3,7 +3,6 @@
 
 use std::error::Error;
 use std::io::Read;
-use std::process::ExitCode;
 
 use clap::Parser;
 use futures::executor::block_on;
@@ -23,19 +22,7 @@ struct Args {
     port: u16,
 }
 
-/// Errors are printed with their message (`Display`), which says what to do,
-/// rather than the `Debug` form a `Result` from `main` would print.
-fn main() -> ExitCode {
-    match run() {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("greeter_client: {e}");
-            ExitCode::FAILURE
-        }
-    }
-}
-
-fn run() -> Result<(), Box<dyn Error>> {
+fn main() -> Result<(), Box<dyn Error>> {
     let args = Args::parse();
     let dev = args.device.open()?;
     let pd = dev.alloc_pd()?;

@@ -4,7 +4,6 @@
 use std::error::Error;
 use std::io::{Read, Write};
 use std::net::TcpListener;
-use std::process::ExitCode;
 
 use clap::Parser;
 use futures::executor::block_on;
@@ -21,19 +20,7 @@ struct Args {
     port: u16,
 }
 
-/// Errors are printed with their message (`Display`), which says what to do,
-/// rather than the `Debug` form a `Result` from `main` would print.
-fn main() -> ExitCode {
-    match run() {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("greeter_server: {e}");
-            ExitCode::FAILURE
-        }
-    }
-}
-
-fn run() -> Result<(), Box<dyn Error>> {
+fn main() -> Result<(), Box<dyn Error>> {
     let args = Args::parse();
     let dev = args.device.open()?;
     let pd = dev.alloc_pd()?;
