@@ -170,6 +170,23 @@ impl fmt::Debug for Device {
     }
 }
 
+/// `rxe0, port 1, GID index 1 (::ffff:192.0.2.1), MTU 1024`: what was
+/// chosen, for logs and banners.
+impl fmt::Display for Device {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let p = &self.inner.port;
+        write!(
+            f,
+            "{}, port {}, GID index {} ({}), MTU {}",
+            self.inner.name,
+            p.port,
+            p.gid_index,
+            std::net::Ipv6Addr::from(p.gid),
+            p.active_mtu
+        )
+    }
+}
+
 impl Device {
     /// Opens the device chosen by the environment (`SAFEVERBS_DEVICE`,
     /// `SAFEVERBS_PORT`, `SAFEVERBS_GID_INDEX`) or automatically: the first

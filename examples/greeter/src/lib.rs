@@ -1,7 +1,5 @@
 //! What the greeter's two programs share: the greeting and the device flags.
 
-use std::net::Ipv6Addr;
-
 use safeverbs::{Device, DeviceOptions};
 
 /// What the client sends and the server checks, byte for byte.
@@ -36,15 +34,7 @@ impl DeviceArgs {
             gid_index: self.gid_index,
         };
         let dev = Device::open_with(&flags.or(DeviceOptions::from_env()?))?;
-        let port = dev.port();
-        println!(
-            "device {}, port {}, GID index {} ({}), MTU {}",
-            dev.name(),
-            port.port,
-            port.gid_index,
-            Ipv6Addr::from(port.gid),
-            port.active_mtu
-        );
+        println!("device {dev}");
         Ok(dev)
     }
 }

@@ -10,8 +10,6 @@
 //! so the client cannot send a `Response`, cannot receive into a
 //! `Request`, and can RDMA-write only into the `Mailbox`'s fields.
 
-use std::net::Ipv6Addr;
-
 use safeverbs::{connection, Device, DeviceOptions, Rc, RdmaPod};
 
 /// Longest key, in bytes.
@@ -232,15 +230,7 @@ impl DeviceArgs {
             gid_index: self.gid_index,
         };
         let dev = Device::open_with(&flags.or(DeviceOptions::from_env()?))?;
-        let port = dev.port();
-        println!(
-            "{who}: device {}, port {}, GID index {} ({}), MTU {}",
-            dev.name(),
-            port.port,
-            port.gid_index,
-            Ipv6Addr::from(port.gid),
-            port.active_mtu
-        );
+        println!("{who}: device {dev}");
         Ok(dev)
     }
 }
