@@ -103,7 +103,7 @@ impl<B: ?Sized + RdmaBuf, M: Mode> PostBatch<B, M> {
                     qp.max_send_wr()
                 )))
             }
-            Ok(()) if qp.take_send_credits(n as u32) => this.post(qp),
+            Ok(()) if qp.take_credits(Queue::Send, n as u32) => this.post(qp),
             Ok(()) => Phase::Waiting { qp: qp.clone() },
         };
         this
@@ -190,53 +190,38 @@ impl<B: ?Sized + RdmaBuf, M: Mode> Future for PostBatch<B, M> {
         loop {
             match std::mem::replace(&mut this.phase, Phase::Done) {
                 Phase::Waiting { qp } => {
-                    let _ = qp.cq(Queue::Send).poll();
-                    if qp.take_send_credits(this.segments.len() as u32) {
+                    let n = this.segments.len() as u32;
+                    if qp.poll_credits(Queue::Send, n, cx).is_ready() {
                         this.phase = this.post(&qp);
                         continue;
                     }
                     this.phase = Phase::Waiting { qp };
-                    cx.waker().wake_by_ref();
                     return Poll::Pending;
                 }
                 Phase::Failed(e) => {
                     return Poll::Ready((Err(e), std::mem::take(&mut this.segments)))
                 }
                 Phase::Posted { cq, ids, n } => {
-                    let last = ids[n - 1];
-                    for attempt in 0..2 {
-                        let mut slots = cq.slots();
-                        match slots.poll(last, cx.waker()) {
-                            Poll::Ready(Some((completion, res))) => {
-                                let mut first_err: Option<RawCompletion> = None;
-                                for &id in &ids[..n - 1] {
-                                    if let Some((r, c)) = slots.reclaim(id) {
-                                        this.segments.push(Segment::from_raw(r.segment));
-                                        if let Some(c) = c.filter(|c| c.into_result().is_err()) {
-                                            first_err.get_or_insert(c);
-                                        }
-                                    }
-                                }
-                                drop(slots);
-                                this.segments.push(Segment::from_raw(res.segment));
-                                let result = first_err.unwrap_or(completion).into_result();
-                                return Poll::Ready((result, std::mem::take(&mut this.segments)));
+                    let Poll::Ready((completion, res)) = cq.poll_request(ids[n - 1], cx) else {
+                        this.phase = Phase::Posted { cq, ids, n };
+                        return Poll::Pending;
+                    };
+                    // The riders completed with the signaled request (or on
+                    // their own, with an error): take them back in order.
+                    let mut first_err: Option<RawCompletion> = None;
+                    let mut slots = cq.slots();
+                    for &id in &ids[..n - 1] {
+                        if let Some((r, c)) = slots.reclaim(id) {
+                            this.segments.push(Segment::from_raw(r.segment));
+                            if let Some(c) = c.filter(|c| c.into_result().is_err()) {
+                                first_err.get_or_insert(c);
                             }
-                            Poll::Ready(None) => return Poll::Pending,
-                            Poll::Pending if attempt == 0 => {
-                                drop(slots);
-                                if let Err(e) = cq.poll() {
-                                    tracing::error!(%e, "polling the completion queue failed");
-                                }
-                            }
-                            Poll::Pending => {}
                         }
                     }
-                    if cq.busy_poll() {
-                        cx.waker().wake_by_ref();
-                    }
-                    this.phase = Phase::Posted { cq, ids, n };
-                    return Poll::Pending;
+                    drop(slots);
+                    this.segments.push(Segment::from_raw(res.segment));
+                    let result = first_err.unwrap_or(completion).into_result();
+                    return Poll::Ready((result, std::mem::take(&mut this.segments)));
                 }
                 Phase::Done => return Poll::Pending,
             }

@@ -4,6 +4,7 @@
 use std::fmt;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll};
 
 use safeverbs_sys as sys;
 
@@ -180,6 +181,46 @@ impl CqInner {
     /// will wake them).
     pub(crate) fn busy_poll(&self) -> bool {
         self.channel.is_none()
+    }
+
+    /// The completion of request `id` with its resources, or `Pending`.
+    ///
+    /// Register-then-recheck: the waker is stored in the slot first, then
+    /// the queue is reaped, and the slot looked at again only if anything
+    /// was reaped. A completion reaped by someone else in between wakes the
+    /// stored waker, so none is lost. In busy-poll mode a pending request
+    /// asks to be polled again; in event mode the driver wakes it.
+    pub(crate) fn poll_request(
+        &self,
+        id: WrId,
+        cx: &mut Context<'_>,
+    ) -> Poll<(RawCompletion, Resources)> {
+        let mut polled = self.slots().poll(id, cx.waker());
+        if polled.is_pending() {
+            match self.poll() {
+                Ok(0) => {}
+                Ok(_) => polled = self.slots().poll(id, cx.waker()),
+                Err(e) => tracing::error!(%e, "polling the completion queue failed"),
+            }
+        }
+        match polled {
+            Poll::Ready(Some(done)) => Poll::Ready(done),
+            // Only the future that posted `id` takes it: this cannot
+            // happen, and is reported rather than turned into a panic.
+            Poll::Ready(None) => {
+                tracing::error!(
+                    wr_id = id.0,
+                    "SafeVerbs bug: a posted request lost its slot"
+                );
+                Poll::Pending
+            }
+            Poll::Pending => {
+                if self.busy_poll() {
+                    cx.waker().wake_by_ref();
+                }
+                Poll::Pending
+            }
+        }
     }
 
     /// The event driver's step: drain the channel, re-arm, reap.

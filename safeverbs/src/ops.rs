@@ -92,7 +92,7 @@ impl<T: ?Sized + RdmaBuf, M: Mode> std::fmt::Debug for Post<T, M> {
 
 impl<T: ?Sized + RdmaBuf, M: Mode> Post<T, M> {
     fn start(qp: &Arc<QpInner>, request: Request, segment: RawSegment) -> Self {
-        let phase = if qp.take_credit(request.queue()) {
+        let phase = if qp.take_credits(request.queue(), 1) {
             post(qp, request, segment)
         } else {
             Phase::Waiting {
@@ -241,10 +241,7 @@ impl<T: ?Sized + RdmaBuf, M: Mode> Future for Post<T, M> {
                     segment,
                     qp,
                 } => {
-                    let queue = request.queue();
-                    // Reap what has finished: that returns credits.
-                    let _ = qp.cq(queue).poll();
-                    if qp.take_credit(queue) {
+                    if qp.poll_credits(request.queue(), 1, cx).is_ready() {
                         this.phase = post(&qp, request, segment);
                         continue;
                     }
@@ -253,34 +250,17 @@ impl<T: ?Sized + RdmaBuf, M: Mode> Future for Post<T, M> {
                         segment,
                         qp,
                     };
-                    cx.waker().wake_by_ref();
                     return Poll::Pending;
                 }
                 Phase::Failed { error, segment } => {
                     return Poll::Ready((Err(error), Segment::from_raw(segment)));
                 }
                 Phase::Posted { cq, id } => {
-                    for attempt in 0..2 {
-                        let polled = cq.slots().poll(id, cx.waker());
-                        match polled {
-                            Poll::Ready(Some((completion, res))) => {
-                                let out =
-                                    (completion.into_result(), Segment::from_raw(res.segment));
-                                return Poll::Ready(out);
-                            }
-                            Poll::Ready(None) => return Poll::Pending,
-                            Poll::Pending if attempt == 0 => {
-                                if let Err(e) = cq.poll() {
-                                    tracing::error!(%e, "polling the completion queue failed");
-                                }
-                            }
-                            Poll::Pending => {}
-                        }
-                    }
-                    // Busy-poll mode: ask to be polled again. Event mode:
-                    // the driver wakes the waker stored in the slot.
-                    if cq.busy_poll() {
-                        cx.waker().wake_by_ref();
+                    if let Poll::Ready((completion, res)) = cq.poll_request(id, cx) {
+                        return Poll::Ready((
+                            completion.into_result(),
+                            Segment::from_raw(res.segment),
+                        ));
                     }
                     this.phase = Phase::Posted { cq, id };
                     return Poll::Pending;

@@ -5,6 +5,7 @@ use std::marker::PhantomData;
 use std::mem::ManuallyDrop;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use safeverbs_sys as sys;
@@ -228,10 +229,8 @@ impl Credits {
             max,
         }
     }
-    fn take(&self) -> bool {
-        self.take_n(1)
-    }
-    fn take_n(&self, n: u32) -> bool {
+    /// Takes `n` slots at once (all or none).
+    fn take(&self, n: u32) -> bool {
         self.used
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |u| {
                 (u + n <= self.max).then_some(u + n)
@@ -313,13 +312,23 @@ impl QpInner {
         }
     }
 
-    pub(crate) fn take_credit(&self, queue: Queue) -> bool {
-        self.credits(queue).take()
+    /// Takes `n` slots of `queue` at once (all or none).
+    pub(crate) fn take_credits(&self, queue: Queue, n: u32) -> bool {
+        self.credits(queue).take(n)
     }
 
-    /// Takes `n` send-queue slots at once (all or none).
-    pub(crate) fn take_send_credits(&self, n: u32) -> bool {
-        self.send_credits.take_n(n)
+    /// Takes `n` slots of `queue`, reaping finished work first (which
+    /// returns slots); when there is no room yet, asks to be polled again
+    /// (backpressure: the post waits, it does not overrun the queue).
+    pub(crate) fn poll_credits(&self, queue: Queue, n: u32, cx: &mut Context<'_>) -> Poll<()> {
+        if let Err(e) = self.cq(queue).poll() {
+            tracing::error!(%e, "polling the completion queue failed");
+        }
+        if self.take_credits(queue, n) {
+            return Poll::Ready(());
+        }
+        cx.waker().wake_by_ref();
+        Poll::Pending
     }
 
     /// The send queue's depth.
@@ -371,10 +380,10 @@ impl QpInner {
 
 /// A 24-bit starting packet sequence number, different for every QP.
 fn random_psn() -> u32 {
-    use std::hash::{BuildHasher, Hasher};
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u128(Instant::now().elapsed().as_nanos());
-    (h.finish() as u32) & 0x00ff_ffff
+    use std::hash::BuildHasher;
+    // Each `RandomState` is seeded with fresh random keys.
+    let h = std::collections::hash_map::RandomState::new().hash_one(0u8);
+    (h as u32) & 0x00ff_ffff
 }
 
 /// A queue pair of transport `T` (`Rc`, `Uc`) in state `S` (`Init`, `Rtr`,

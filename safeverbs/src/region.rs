@@ -126,10 +126,11 @@ impl ProtectionDomain {
         len: usize,
         access: Access,
     ) -> Result<MemoryRegion<[T]>> {
-        let bytes = len.checked_mul(size_of::<T>()).ok_or(Error::OutOfBounds {
-            start: 0,
-            end: usize::MAX,
-            len: isize::MAX as usize,
+        let bytes = len.checked_mul(size_of::<T>()).ok_or_else(|| {
+            Error::BadSelection(format!(
+                "a region of {len} × {} bytes is too large",
+                size_of::<T>()
+            ))
         })?;
         let (ptr, layout) = allocate(bytes)?;
         self.register_backing(ptr, bytes, Backing::Owned(layout), access)

@@ -3,9 +3,7 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
-
-use common::{device, pair, pattern};
+use common::{device, pair, pattern, reap_until};
 use futures::executor::block_on;
 use safeverbs::{Access, Error, Rc, Uc, MAX_BATCH};
 
@@ -106,15 +104,7 @@ fn a_dropped_batch_is_released_when_its_completion_arrives() {
         })
         .collect();
     drop(p.a.write_batch(segs, &remotes));
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while p.cq.in_flight() > 0 {
-        assert!(
-            Instant::now() < deadline,
-            "{} never released",
-            p.cq.in_flight()
-        );
-        p.cq.poll().unwrap();
-    }
+    reap_until(&p.cq, 0);
     assert_eq!(src.live_segments(), 0, "every rider's segment came back");
 }
 

@@ -240,37 +240,59 @@ fn peer_restart_reconnects_and_earlier_data_is_intact() {
 fn writes_beyond_the_grant_fail_on_the_nic_and_touch_nothing() {
     let Some(dev) = device() else { return };
     let p = common::pair::<Rc>(&dev, 8);
-    // The victim: 8 KiB of which the first 4 KiB are registered and granted.
-    let victim =
-        p.pd.register_zeroed::<u8>(8192, Access::remote_write())
-            .unwrap();
-    let granted =
-        p.pd.register_zeroed::<u8>(4096, Access::remote_write())
-            .unwrap();
-    let _ = &victim;
-    // A hostile peer forges a descriptor 8 KiB long from the real rkey.
+    // One 8 KiB buffer of which only the first 4 KiB are registered and
+    // granted: the second half is the memory right past the grant.
+    const HALF: usize = 4096;
+    let base = Box::into_raw(vec![0u8; 2 * HALF].into_boxed_slice()).cast::<u8>();
+    let addr = base as usize;
+    let release = move || {
+        let whole = std::ptr::slice_from_raw_parts_mut(addr as *mut u8, 2 * HALF);
+        // SAFETY: the box leaked above, freed once, when the region (and
+        // with it the registration) is gone.
+        drop(unsafe { Box::from_raw(whole) });
+    };
+    // SAFETY: `base` is valid for 8 KiB until `release` frees it; the
+    // region covers the first half, which nothing else touches.
+    let granted = unsafe {
+        p.pd.register_external::<u8>(
+            std::ptr::NonNull::new(base).unwrap(),
+            HALF,
+            Access::remote_write(),
+            release,
+        )
+    }
+    .unwrap();
+    // A hostile peer forges a descriptor twice as long from the real rkey.
     let mut forged = granted.remote().encode();
-    forged[8..16].copy_from_slice(&8192u64.to_be_bytes());
+    forged[8..16].copy_from_slice(&(2 * HALF as u64).to_be_bytes());
     let forged = RemoteRegion::<[u8]>::decode(&forged).unwrap();
     let src =
-        p.pd.register_slice(&[0xAAu8; 8192], Access::local())
+        p.pd.register_slice(&[0xAAu8; 2 * HALF], Access::local())
             .unwrap();
     let (res, _) = block_on(p.a.write(
-        src.slice_ro(0..8192).unwrap(),
-        forged.bytes(0..8192).unwrap(),
+        src.slice_ro(0..2 * HALF).unwrap(),
+        forged.bytes(0..2 * HALF as u64).unwrap(),
     ));
     let err = res.unwrap_err();
     println!("forged write past the grant: {err}");
     assert!(matches!(err, Error::Completion { status, .. } if status == WcStatus::REM_ACCESS_ERR));
     assert!(
-        victim
-            .bytes_ro(0..8192)
+        granted
+            .bytes_ro(0..HALF)
             .unwrap()
             .to_vec()
             .iter()
             .all(|&b| b == 0),
-        "untouched"
+        "the refused write left the granted bytes alone"
     );
+    // SAFETY: the second half is inside the live allocation and belongs to
+    // no region: only a NIC ignoring the grant could have written it.
+    let past = unsafe { std::slice::from_raw_parts(base.add(HALF), HALF) };
+    assert!(
+        past.iter().all(|&b| b == 0),
+        "memory past the grant is untouched"
+    );
+    drop(granted);
 
     // A stale rkey: the region is gone.
     let p = common::pair::<Rc>(&dev, 8);

@@ -5,22 +5,9 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{device, pair, pattern};
+use common::{device, pair, pattern, reap_until};
 use futures::executor::block_on;
-use safeverbs::{Access, CompletionQueue, Error, Rc, Uc};
-
-/// Polls `cq` until nothing is in flight (bounded).
-fn drain(cq: &CompletionQueue) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while cq.in_flight() > 0 {
-        assert!(
-            Instant::now() < deadline,
-            "{} requests never completed",
-            cq.in_flight()
-        );
-        cq.poll().unwrap();
-    }
-}
+use safeverbs::{Access, Error, Rc, Uc};
 
 #[test]
 fn overlapping_read_write_segments_are_refused() {
@@ -85,7 +72,7 @@ fn a_dropped_future_keeps_its_memory_until_the_completion() {
     drop(fut);
     drop(src);
     assert_eq!(p.cq.in_flight(), 1, "abandoned, not freed");
-    drain(&p.cq);
+    reap_until(&p.cq, 0);
     assert_eq!(
         dst.bytes_ro(0..65_536).unwrap().to_vec(),
         data,

@@ -85,3 +85,17 @@ pub fn env_or(name: &str, default: u64) -> u64 {
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
 }
+
+/// Polls `cq` until at most `left` requests are in flight (abandoned ones
+/// are released as their completions are reaped); fails after 10 s.
+pub fn reap_until(cq: &CompletionQueue, left: usize) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while cq.in_flight() > left {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{} requests in flight never completed (expected {left} left)",
+            cq.in_flight()
+        );
+        cq.poll().expect("poll the completion queue");
+    }
+}
