@@ -129,11 +129,18 @@ impl<T: ?Sized + RdmaBuf, M: Mode> Segment<T, M> {
             return Err(Error::RemotelyWritable);
         }
         // SAFETY: the bytes are in bounds and aligned for `T` (checked when
-        // carved) and hold a valid `T` (every bit pattern is). No peer can
-        // write them (checked above), and the NIC writes locally only
-        // through a posted read-write segment, which cannot overlap this
-        // one (the overlap map) and is not posted while we hold `&self`
-        // if it is this one. The reference lives no longer than `&self`.
+        // carved) and hold a valid `T` (every bit pattern is). Nothing can
+        // write them while the reference lives:
+        // - no peer: the region grants no remote write (checked above);
+        // - not the NIC locally: it writes only into posted read-write
+        //   segments, and any other read-write segment is kept off these
+        //   bytes by the overlap map; this one, if read-write, is not
+        //   posted, since posting takes it by value and we borrow it;
+        // - not safe code: writing needs `&mut` of a read-write segment,
+        //   which is this one (borrowed) or none.
+        // Unchecked segments are excluded by their `unsafe` contract. The
+        // reference lives no longer than `&self`, which keeps the region
+        // alive.
         Ok(unsafe { &*self.ptr() })
     }
 }
