@@ -16,20 +16,22 @@ use std::marker::PhantomData;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use safeverbs_sys as sys;
 
 use crate::completion::{Completion, RawCompletion};
 use crate::cq::{CqInner, Queue, Resources};
+use crate::deadline::Deadline;
 use crate::mode::Mode;
-use crate::ops::{send_wr, Request};
+use crate::ops::{check_segment, polled_after_ready, send_wr, Request};
 use crate::pod::RdmaBuf;
-use crate::qp::{QpInner, QueuePair};
+use crate::qp::{Gathered, QpInner, QueuePair};
 use crate::remote::RemoteSegment;
 use crate::segment::Segment;
 use crate::slots::WrId;
 use crate::transport::{CanSend, State, Transport};
-use crate::{Error, Result};
+use crate::{Error, Result, Shutdown};
 
 /// The most requests one batch may hold.
 pub const MAX_BATCH: usize = 32;
@@ -37,8 +39,12 @@ pub const MAX_BATCH: usize = 32;
 // Inline on purpose: boxing the ids would allocate once per batch.
 #[allow(clippy::large_enum_variant)]
 enum Phase {
-    /// Not posted yet: the send queue had no room for the whole batch.
-    Waiting { qp: Arc<QpInner> },
+    /// Not posted yet: the send queue had no room for the whole batch;
+    /// `gathered` holds the slots taken so far.
+    Waiting {
+        qp: Arc<QpInner>,
+        gathered: Gathered,
+    },
     /// Posted; `ids[..n]` are the slots, the last one signaled.
     Posted {
         cq: Arc<CqInner>,
@@ -61,6 +67,7 @@ pub struct PostBatch<B: ?Sized, M> {
     segments: Vec<Segment<B, M>>,
     /// Remote targets (address, rkey), or `None` for sends.
     targets: [Option<(u64, u32)>; MAX_BATCH],
+    deadline: Option<Deadline>,
     _type: PhantomData<fn() -> M>,
 }
 
@@ -90,9 +97,16 @@ impl<B: ?Sized + RdmaBuf, M: Mode> PostBatch<B, M> {
             phase: Phase::Done,
             segments,
             targets,
+            deadline: None,
             _type: PhantomData,
         };
         let n = this.segments.len();
+        let checked = checked.and_then(|()| {
+            this.segments
+                .iter()
+                .try_for_each(|seg| check_segment(qp, &seg.raw))
+        });
+        let mut gathered = Gathered::default();
         this.phase = match checked {
             Err(e) => Phase::Failed(e),
             Ok(()) if n == 0 || n > MAX_BATCH || n > qp.max_send_wr() as usize => {
@@ -103,13 +117,24 @@ impl<B: ?Sized + RdmaBuf, M: Mode> PostBatch<B, M> {
                     qp.max_send_wr()
                 )))
             }
-            Ok(()) if qp.take_credits(Queue::Send, n as u32) => this.post(qp),
-            Ok(()) => Phase::Waiting { qp: qp.clone() },
+            Ok(()) if qp.gather_send_credits(n as u32, &mut gathered) => this.post(qp),
+            Ok(()) => Phase::Waiting {
+                qp: qp.clone(),
+                gathered,
+            },
         };
         this
     }
 
-    /// Posts the chain; `n` credits have been taken.
+    /// Bounds the batch to `after` from now, as
+    /// [`Post::timeout`](crate::Post::timeout) does for one operation.
+    pub fn timeout(mut self, after: Duration) -> Self {
+        self.deadline = Some(Deadline::after(after));
+        self
+    }
+
+    /// Posts the chain; `n` credits have been taken and every segment
+    /// passed [`check_segment`].
     fn post(&mut self, qp: &Arc<QpInner>) -> Phase {
         let n = self.segments.len();
         let cq = qp.cq(Queue::Send).clone();
@@ -120,7 +145,7 @@ impl<B: ?Sized + RdmaBuf, M: Mode> PostBatch<B, M> {
             let mut rider = None;
             for (k, seg) in self.segments.drain(..).enumerate() {
                 let raw = seg.raw;
-                // Lengths were checked to fit in u32 by `check`.
+                // Lengths were checked to fit in u32 by `check_segment`.
                 sges[k] = sys::ibv_sge {
                     addr: raw.addr(),
                     length: raw.len as u32,
@@ -157,28 +182,42 @@ impl<B: ?Sized + RdmaBuf, M: Mode> PostBatch<B, M> {
         }
         let mut bad: *mut sys::ibv_send_wr = std::ptr::null_mut();
         // SAFETY: the QP is alive (we hold it); `wrs[..n]` is a chain whose
-        // SGEs lie in registered regions of the QP's PD (the segments),
+        // SGEs lie in regions registered on the QP's PD (`check_segment`),
         // kept alive and unaliased by the slot table until reaped; `sges`
         // and `wrs` outlive the call.
         let rc = unsafe { sys::ibv_post_send(qp.raw(), wrs.as_mut_ptr(), &mut bad) };
         if rc == 0 {
             return Phase::Posted { cq, ids, n };
         }
-        // The requests from `bad` on were not posted: take them back. The
-        // ones before it were (an error the credits make unexpected); they
-        // stay in the slot table until the queue pair's flush reaps them.
-        let first_bad = wrs[..n]
+        // Only the requests from `bad_wr` on were refused; if it points
+        // nowhere in the chain (rxe leaves it NULL when its doorbell fails
+        // after queueing), every request may be queued.
+        let posted = wrs[..n]
             .iter()
             .position(|wr| std::ptr::eq(wr, bad))
-            .unwrap_or(0);
+            .unwrap_or(n);
         let mut slots = cq.slots();
-        for &id in &ids[first_bad..n] {
+        for &id in &ids[posted..n] {
             qp.release_credit(Queue::Send);
             if let Some((res, _)) = slots.reclaim(id) {
                 self.segments.push(Segment::from_raw(res.segment));
             }
         }
-        Phase::Failed(Error::errno("ibv_post_send", rc))
+        drop(slots);
+        if posted == 0 {
+            return Phase::Failed(Error::errno("ibv_post_send", rc));
+        }
+        // The NIC may use the posted ones, whose last is unsignaled: fail
+        // the queue pair, so that each is flushed, and wait for that. Their
+        // segments then go before the refused ones, in `segments`.
+        tracing::error!(
+            rc,
+            posted,
+            n,
+            "ibv_post_send failed after queueing; shutting the queue pair down"
+        );
+        qp.shut_down(Shutdown::PostFailed(rc.abs()));
+        Phase::Posted { cq, ids, n: posted }
     }
 }
 
@@ -189,13 +228,19 @@ impl<B: ?Sized + RdmaBuf, M: Mode> Future for PostBatch<B, M> {
         let this = &mut *self;
         loop {
             match std::mem::replace(&mut this.phase, Phase::Done) {
-                Phase::Waiting { qp } => {
+                Phase::Waiting { qp, mut gathered } => {
                     let n = this.segments.len() as u32;
-                    if qp.poll_credits(Queue::Send, n, cx).is_ready() {
+                    let take = |qp: &QpInner| qp.gather_send_credits(n, &mut gathered);
+                    if qp.poll_credits(Queue::Send, cx, take).is_ready() {
                         this.phase = this.post(&qp);
                         continue;
                     }
-                    this.phase = Phase::Waiting { qp };
+                    if let Some(deadline) = this.deadline.filter(|d| d.passed(cx, true)) {
+                        qp.abandon_send_credits(&mut gathered);
+                        let error = Error::Timeout(deadline.bound(), "room in the send queue");
+                        return Poll::Ready((Err(error), std::mem::take(&mut this.segments)));
+                    }
+                    this.phase = Phase::Waiting { qp, gathered };
                     return Poll::Pending;
                 }
                 Phase::Failed(e) => {
@@ -203,9 +248,18 @@ impl<B: ?Sized + RdmaBuf, M: Mode> Future for PostBatch<B, M> {
                 }
                 Phase::Posted { cq, ids, n } => {
                     let Poll::Ready((completion, res)) = cq.poll_request(ids[n - 1], cx) else {
+                        if let Some(deadline) = this.deadline {
+                            if deadline.passed(cx, cq.busy_poll()) {
+                                this.deadline = None;
+                                cq.shut_down_owner(ids[n - 1], Shutdown::DeadlineExpired);
+                            }
+                        }
                         this.phase = Phase::Posted { cq, ids, n };
                         return Poll::Pending;
                     };
+                    // Segments of requests refused by a failed post are
+                    // already in `segments`: the posted ones go before them.
+                    let refused = this.segments.len();
                     // The riders completed with the signaled request (or on
                     // their own, with an error): take them back in order.
                     let mut first_err: Option<RawCompletion> = None;
@@ -220,10 +274,11 @@ impl<B: ?Sized + RdmaBuf, M: Mode> Future for PostBatch<B, M> {
                     }
                     drop(slots);
                     this.segments.push(Segment::from_raw(res.segment));
-                    let result = first_err.unwrap_or(completion).into_result();
+                    this.segments.rotate_left(refused);
+                    let result = res.qp.outcome(first_err.unwrap_or(completion));
                     return Poll::Ready((result, std::mem::take(&mut this.segments)));
                 }
-                Phase::Done => return Poll::Pending,
+                Phase::Done => return polled_after_ready(),
             }
         }
     }
@@ -231,6 +286,9 @@ impl<B: ?Sized + RdmaBuf, M: Mode> Future for PostBatch<B, M> {
 
 impl<B: ?Sized, M> Drop for PostBatch<B, M> {
     fn drop(&mut self) {
+        if let Phase::Waiting { qp, gathered } = &mut self.phase {
+            qp.abandon_send_credits(gathered);
+        }
         if let Phase::Posted { cq, ids, n } = &self.phase {
             // Leave every request to the slot table: the riders are
             // released when the signaled one's completion walks them.
@@ -263,17 +321,7 @@ fn check_targets<B: ?Sized + RdmaBuf, M: Mode>(
         }
         targets[k] = Some((remote.addr, remote.rkey));
     }
-    (check_lengths(segments), targets)
-}
-
-fn check_lengths<B: ?Sized + RdmaBuf, M: Mode>(segments: &[Segment<B, M>]) -> Result<()> {
-    match segments.iter().find(|s| u32::try_from(s.raw.len).is_err()) {
-        Some(s) => Err(Error::BadSelection(format!(
-            "a work request can carry at most 4 GiB; a segment has {} bytes",
-            s.raw.len
-        ))),
-        None => Ok(()),
-    }
+    (Ok(()), targets)
 }
 
 impl<T: Transport, S: State> QueuePair<T, S> {
@@ -301,7 +349,6 @@ impl<T: Transport, S: State> QueuePair<T, S> {
     where
         S: CanSend,
     {
-        let checked = check_lengths(&segments);
-        PostBatch::new(&self.inner, segments, [None; MAX_BATCH], checked)
+        PostBatch::new(&self.inner, segments, [None; MAX_BATCH], Ok(()))
     }
 }

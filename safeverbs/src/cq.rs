@@ -2,8 +2,8 @@
 //! to the futures waiting for them.
 
 use std::fmt;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
 use std::task::{Context, Poll};
 
 use safeverbs_sys as sys;
@@ -40,9 +40,28 @@ pub(crate) type Slots = SlotTable<Resources, RawCompletion>;
 
 /// A completion queue. Cheap to clone; queue pairs attached to it keep it
 /// alive.
+///
+/// Completions are reaped by whoever polls it: a pending future (busy-poll
+/// mode), the event driver (event mode), or [`poll`](Self::poll). When the
+/// last handle is dropped with requests still in flight (for example the
+/// flushes of a dropped queue pair), a background reaper polls it until
+/// they are reaped.
 #[derive(Clone)]
 pub struct CompletionQueue {
     pub(crate) inner: Arc<CqInner>,
+    _handle: Arc<Handle>,
+}
+
+/// Counts the user's handles: the last one hands unfinished work to the
+/// reaper.
+struct Handle(Arc<CqInner>);
+
+impl Drop for Handle {
+    fn drop(&mut self) {
+        if self.0.slots().live() > 0 {
+            crate::reaper::adopt(self.0.clone());
+        }
+    }
 }
 
 pub(crate) struct CqInner {
@@ -51,15 +70,20 @@ pub(crate) struct CqInner {
     /// Entries reserved by the queues of attached queue pairs.
     reserved: AtomicUsize,
     slots: Mutex<Slots>,
+    /// Held by the one thread reaping the queue (see [`CqInner::poll`]).
+    reaping: Mutex<()>,
+    /// Set by a thread that wanted to reap while another was reaping.
+    reap_again: AtomicBool,
     /// Completions whose `wr_id` matched no posted request.
     stale: AtomicU64,
     /// The completion channel in event mode.
     channel: Option<Channel>,
-    _device: Device,
+    device: Device,
 }
 
 // SAFETY: `ibv_cq` is thread-safe in libibverbs (providers lock their
-// queues); the slot table is behind a mutex; the rest is atomics.
+// queues); the slot table and the reaper role are behind mutexes; the rest
+// is atomics.
 unsafe impl Send for CqInner {}
 // SAFETY: as above.
 unsafe impl Sync for CqInner {}
@@ -134,14 +158,19 @@ impl Device {
             capacity,
             reserved: AtomicUsize::new(0),
             slots: Mutex::new(SlotTable::with_capacity(capacity)),
+            reaping: Mutex::new(()),
+            reap_again: AtomicBool::new(false),
             stale: AtomicU64::new(0),
             channel,
-            _device: self.clone(),
+            device: self.clone(),
         });
         if let Some(channel) = &inner.channel {
             start_driver(&inner, channel, mode)?;
         }
-        Ok(CompletionQueue { inner })
+        Ok(CompletionQueue {
+            _handle: Arc::new(Handle(inner.clone())),
+            inner,
+        })
     }
 }
 
@@ -164,9 +193,10 @@ impl CompletionQueue {
     }
 
     /// Reaps every available completion and wakes the futures waiting for
-    /// them. Returns how many were reaped. Futures call this themselves
-    /// when polled (busy-poll mode); call it to make progress for abandoned
-    /// requests when no future is polled.
+    /// them. Returns how many were reaped (0 also when another thread is
+    /// reaping at that moment: it delivers what is there). Futures call this
+    /// themselves when polled (busy-poll mode); call it to make progress for
+    /// abandoned requests when no future is polled.
     pub fn poll(&self) -> Result<usize> {
         self.inner.poll()
     }
@@ -175,6 +205,10 @@ impl CompletionQueue {
 impl CqInner {
     pub(crate) fn raw(&self) -> *mut sys::ibv_cq {
         self.cq
+    }
+
+    pub(crate) fn device(&self) -> &Device {
+        &self.device
     }
 
     /// True when pending futures must ask to be polled again (no driver
@@ -205,21 +239,24 @@ impl CqInner {
         }
         match polled {
             Poll::Ready(Some(done)) => Poll::Ready(done),
-            // Only the future that posted `id` takes it: this cannot
-            // happen, and is reported rather than turned into a panic.
-            Poll::Ready(None) => {
-                tracing::error!(
-                    wr_id = id.0,
-                    "SafeVerbs bug: a posted request lost its slot"
-                );
-                Poll::Pending
-            }
+            // Only the future that posted `id` takes its result, and then
+            // it is done: it was polled again after `Ready`.
+            Poll::Ready(None) => crate::ops::polled_after_ready(),
             Poll::Pending => {
                 if self.busy_poll() {
                     cx.waker().wake_by_ref();
                 }
                 Poll::Pending
             }
+        }
+    }
+
+    /// Shuts down the queue pair of the posted request `id` (see
+    /// [`QpInner::shut_down`]).
+    pub(crate) fn shut_down_owner(&self, id: WrId, cause: crate::Shutdown) {
+        let qp = self.slots().resources(id).map(|res| res.qp.clone());
+        if let Some(qp) = qp {
+            qp.shut_down(cause);
         }
     }
 
@@ -267,8 +304,51 @@ impl CqInner {
         self.reserved.fetch_sub(n, Ordering::AcqRel);
     }
 
-    /// Reaps every available completion.
+    /// Reaps every available completion and delivers each to its request.
+    ///
+    /// One thread reaps at a time, so completions are delivered in the
+    /// order the queue returned them (the verbs order those of one work
+    /// queue; a batch's riders rely on it). A thread that finds another
+    /// reaping does not wait: it asks the reaper to go round once more
+    /// (`reap_again`, checked after the reaper lets go), so a completion
+    /// that arrives meanwhile is never left unreaped.
     pub(crate) fn poll(&self) -> Result<usize> {
+        let mut total = 0;
+        // Resources whose future is gone, dropped after every lock is
+        // released (a region's release hook may call back into us).
+        let mut released = Vec::new();
+        let result = loop {
+            let reaping = match self.reaping.try_lock() {
+                Ok(guard) => guard,
+                // A panic cannot leave `()` half updated.
+                Err(TryLockError::Poisoned(p)) => p.into_inner(),
+                Err(TryLockError::WouldBlock) => {
+                    self.reap_again.store(true, Ordering::SeqCst);
+                    match self.reaping.try_lock() {
+                        Ok(guard) => guard,
+                        Err(TryLockError::Poisoned(p)) => p.into_inner(),
+                        // The reaper will see `reap_again` after it lets go.
+                        Err(TryLockError::WouldBlock) => break Ok(total),
+                    }
+                }
+            };
+            self.reap_again.store(false, Ordering::SeqCst);
+            let reaped = self.reap(&mut released);
+            drop(reaping);
+            match reaped {
+                Ok(n) => total += n,
+                Err(e) => break Err(e),
+            }
+            if !self.reap_again.load(Ordering::SeqCst) {
+                break Ok(total);
+            }
+        };
+        drop(released);
+        result
+    }
+
+    /// Empties the queue; the caller holds `reaping`.
+    fn reap(&self, released: &mut Vec<Resources>) -> Result<usize> {
         let mut total = 0;
         // Not zeroed: an empty poll (the common case while spinning) costs
         // only the provider's call.
@@ -289,7 +369,7 @@ impl CqInner {
             // `MaybeUninit<ibv_wc>` has the layout of `ibv_wc`.
             let reaped =
                 unsafe { std::slice::from_raw_parts(wcs.as_ptr().cast::<sys::ibv_wc>(), n) };
-            self.deliver(reaped);
+            self.deliver(reaped, released);
             total += n;
             if n < POLL_BATCH {
                 return Ok(total);
@@ -297,28 +377,32 @@ impl CqInner {
         }
     }
 
-    fn deliver(&self, wcs: &[sys::ibv_wc]) {
-        // Wakers and released resources are collected under the lock and
-        // used after it: waking or dropping a queue pair may re-enter.
+    /// Hands each completion to its request: wakes the future waiting for
+    /// it, or moves the resources of an abandoned one to `released`.
+    fn deliver(&self, wcs: &[sys::ibv_wc], released: &mut Vec<Resources>) {
+        // Wakers are collected under the lock and woken after it: waking
+        // may re-enter.
         let mut wake: [Option<std::task::Waker>; POLL_BATCH] = Default::default();
-        let mut release: [Option<Resources>; POLL_BATCH] = Default::default();
         {
             let mut slots = self.slots();
             for (i, wc) in wcs.iter().enumerate() {
-                let id = WrId(wc.wr_id);
                 let completion = RawCompletion::from_wc(wc);
+                // A completion belongs to a request only if it came from
+                // that request's queue pair.
+                let belongs = |res: &Resources| res.qp.qp_num == wc.qp_num;
                 let mut rider = None;
-                let delivered = slots.complete(id, completion, |res| {
+                let reaped = |res: &Resources| {
                     res.qp.release_credit(res.queue);
                     rider = res.rider;
-                });
-                match delivered {
+                };
+                match slots.complete(WrId(wc.wr_id), completion, belongs, reaped) {
                     Delivered::Wake(w) => wake[i] = w,
-                    Delivered::Release(res) => release[i] = Some(res),
+                    Delivered::Release(res) => released.push(res),
                     Delivered::Stale => {
                         self.stale.fetch_add(1, Ordering::Relaxed);
                         tracing::error!(
                             wr_id = wc.wr_id,
+                            qp_num = wc.qp_num,
                             status = %completion.status,
                             "completion for an unknown work request ignored"
                         );
@@ -327,25 +411,22 @@ impl CqInner {
                 }
                 // Unsignaled requests of a batch complete with the signaled
                 // one posted after them. A rider that already completed on
-                // its own (errors and flushes complete every request) is
-                // skipped. Dropping a rider's resources under the lock is
-                // fine: segments and queue pairs never take this lock.
+                // its own (errors and flushes complete every request, in
+                // order, so before this one) is left as it is.
                 while let Some(id) = rider.take() {
-                    let delivered = slots.complete(id, completion, |res| {
+                    let reaped = |res: &Resources| {
                         res.qp.release_credit(res.queue);
                         rider = res.rider;
-                    });
-                    if let Delivered::Release(res) = delivered {
-                        drop(res);
+                    };
+                    if let Delivered::Release(res) = slots.complete(id, completion, belongs, reaped)
+                    {
+                        released.push(res);
                     }
                 }
             }
         }
-        for (w, res) in wake.iter_mut().zip(release.iter_mut()) {
-            drop(res.take());
-            if let Some(w) = w.take() {
-                w.wake();
-            }
+        for w in wake.iter_mut().filter_map(Option::take) {
+            w.wake();
         }
     }
 }

@@ -188,6 +188,12 @@ impl fmt::Display for Device {
 }
 
 impl Device {
+    /// True when `other` is this same device context (a clone of this
+    /// handle), not merely the same NIC opened again.
+    pub(crate) fn same_context(&self, other: &Device) -> bool {
+        Arc::ptr_eq(&self.inner, &other.inner)
+    }
+
     /// Opens the device chosen by the environment (`SAFEVERBS_DEVICE`,
     /// `SAFEVERBS_PORT`, `SAFEVERBS_GID_INDEX`) or automatically: the first
     /// device with an active port, and on it the best GID (RoCE v2 over IPv4

@@ -137,6 +137,49 @@ pub enum Error {
     /// Waited too long.
     #[error("timed out after {0:?} waiting for {1}")]
     Timeout(std::time::Duration, &'static str),
+    /// Objects of different device contexts or protection domains were
+    /// used together.
+    #[error(
+        "{0}: a queue pair, its completion queues and the regions it posts must come from one \
+         `Device` (each `Device::open` is a device context of its own) and one protection domain"
+    )]
+    Foreign(&'static str),
+    /// SafeVerbs moved the queue pair to the error state; the request was
+    /// flushed.
+    #[error("the queue pair was shut down: {0}; every request outstanding on it was flushed")]
+    ShutDown(Shutdown),
+}
+
+/// Why SafeVerbs moved a queue pair to the error state (see
+/// [`Error::ShutDown`]). The first cause is kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Shutdown {
+    /// The peer closed the connection (its control stream ended or broke).
+    PeerClosed,
+    /// An operation's deadline passed before it completed: RDMA cannot
+    /// cancel one request, so the whole queue pair was failed.
+    DeadlineExpired,
+    /// A post failed (with this errno) after the provider had queued the
+    /// work requests: they were recovered by failing the queue pair.
+    PostFailed(i32),
+    /// The queue pair was dropped with the request outstanding.
+    Dropped,
+}
+
+impl std::fmt::Display for Shutdown {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::PeerClosed => f.write_str("the peer closed the connection"),
+            Self::DeadlineExpired => f.write_str("an operation's deadline passed"),
+            Self::PostFailed(errno) => write!(
+                f,
+                "a post failed after the provider had queued it ({})",
+                io::Error::from_raw_os_error(*errno)
+            ),
+            Self::Dropped => f.write_str("the queue pair was dropped"),
+        }
+    }
 }
 
 impl std::fmt::Debug for Error {

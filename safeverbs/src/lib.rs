@@ -67,6 +67,7 @@ mod batch;
 mod completion;
 mod connection;
 mod cq;
+mod deadline;
 mod device;
 mod endpoint;
 mod error;
@@ -80,6 +81,7 @@ mod ops;
 mod pd;
 mod pod;
 mod qp;
+mod reaper;
 mod region;
 mod remote;
 mod segment;
@@ -99,7 +101,7 @@ pub use device::{device_names, Device, DeviceLimits, DeviceOptions, GidKind, Por
 pub use endpoint::{
     DecodeError, Endpoint, ReadError, TransportKind, ENCODED_LEN, ENDPOINT_VERSION,
 };
-pub use error::{Error, Result};
+pub use error::{Error, Result, Shutdown};
 pub use events::CqMode;
 pub use exchange::{exchange, tcp_accept, tcp_connect, EXCHANGE_TIMEOUT};
 pub use fields::{HasFields, LocalField, Project};

@@ -11,11 +11,13 @@ use std::marker::PhantomData;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use safeverbs_sys as sys;
 
 use crate::completion::Completion;
 use crate::cq::{CqInner, Queue, Resources};
+use crate::deadline::Deadline;
 use crate::mode::{Mode, Writable};
 use crate::pod::RdmaBuf;
 use crate::qp::{QpInner, QueuePair};
@@ -23,7 +25,7 @@ use crate::remote::RemoteSegment;
 use crate::segment::{RawSegment, Segment};
 use crate::slots::WrId;
 use crate::transport::{CanRecv, CanSend, Reliable, State, Transport};
-use crate::{Error, Result};
+use crate::{Error, Result, Shutdown};
 
 /// What to post.
 #[derive(Debug, Clone, Copy)]
@@ -71,10 +73,15 @@ enum Phase {
 /// and the segment, handed back.
 ///
 /// Polling it polls its completion queue (busy-poll mode), so it makes
-/// progress on any executor. It is `Send + Sync + 'static`.
+/// progress on any executor. It is `Send + Sync + 'static`. Give it a bound
+/// with [`timeout`](Self::timeout).
+///
+/// Like other futures it must not be polled after it returned `Ready`:
+/// that panics in debug builds and stays `Pending` in release builds.
 #[must_use = "the operation is posted; await it to get the segment back"]
 pub struct Post<T: ?Sized, M> {
     phase: Phase,
+    deadline: Option<Deadline>,
     _type: PhantomData<fn() -> Segment<T, M>>,
 }
 
@@ -92,7 +99,9 @@ impl<T: ?Sized + RdmaBuf, M: Mode> std::fmt::Debug for Post<T, M> {
 
 impl<T: ?Sized + RdmaBuf, M: Mode> Post<T, M> {
     fn start(qp: &Arc<QpInner>, request: Request, segment: RawSegment) -> Self {
-        let phase = if qp.take_credits(request.queue(), 1) {
+        let phase = if let Err(error) = check_segment(qp, &segment) {
+            Phase::Failed { error, segment }
+        } else if qp.take_credit(request.queue()) {
             post(qp, request, segment)
         } else {
             Phase::Waiting {
@@ -103,6 +112,7 @@ impl<T: ?Sized + RdmaBuf, M: Mode> Post<T, M> {
         };
         Self {
             phase,
+            deadline: None,
             _type: PhantomData,
         }
     }
@@ -110,25 +120,61 @@ impl<T: ?Sized + RdmaBuf, M: Mode> Post<T, M> {
     fn fail(error: Error, segment: RawSegment) -> Self {
         Self {
             phase: Phase::Failed { error, segment },
+            deadline: None,
             _type: PhantomData,
         }
     }
 }
 
-/// Posts `request` over `segment`; a credit has been taken.
+impl<T: ?Sized, M> Post<T, M> {
+    /// Bounds the operation to `after` from now.
+    ///
+    /// If it is still waiting for room in its queue then, it is not posted
+    /// and resolves with [`Error::Timeout`]. If it is posted, RDMA cannot
+    /// cancel it alone: its queue pair is shut down, and the operation
+    /// resolves with [`Error::ShutDown`]`(`[`Shutdown::DeadlineExpired`]`)`
+    /// (as does every other request outstanding on that queue pair) once
+    /// its flush is reaped, with its segment.
+    ///
+    /// ```no_run
+    /// # use safeverbs::*;
+    /// # async fn f(qp: QueuePair<Rc, Rts>, seg: Segment<[u8; 64], Rw>) {
+    /// use std::time::Duration;
+    /// let (res, seg) = qp.recv(seg).timeout(Duration::from_secs(5)).await;
+    /// if let Err(Error::ShutDown(Shutdown::DeadlineExpired)) = res {
+    ///     // nothing arrived in 5 s; the queue pair is in the error state
+    /// }
+    /// # }
+    /// ```
+    pub fn timeout(mut self, after: Duration) -> Self {
+        self.deadline = Some(Deadline::after(after));
+        self
+    }
+}
+
+/// What every post checks before it reaches the provider.
+pub(crate) fn check_segment(qp: &QpInner, segment: &RawSegment) -> Result<()> {
+    // The lkey is resolved in the QP's protection domain: a region of
+    // another one (or of another device context) must not be posted.
+    if !Arc::ptr_eq(&segment.region.pd, &qp.pd) {
+        return Err(Error::Foreign(
+            "the segment's region was registered on another protection domain",
+        ));
+    }
+    if u32::try_from(segment.len).is_err() {
+        return Err(Error::BadSelection(format!(
+            "a work request can carry at most 4 GiB; this segment has {} bytes",
+            segment.len
+        )));
+    }
+    Ok(())
+}
+
+/// Posts `request` over `segment`; a credit has been taken and
+/// [`check_segment`] passed.
 fn post(qp: &Arc<QpInner>, request: Request, segment: RawSegment) -> Phase {
     let queue = request.queue();
-    let len = match u32::try_from(segment.len) {
-        Ok(len) => len,
-        Err(_) => {
-            qp.release_credit(queue);
-            let error = Error::BadSelection(format!(
-                "a work request can carry at most 4 GiB; this segment has {} bytes",
-                segment.len
-            ));
-            return Phase::Failed { error, segment };
-        }
-    };
+    let len = segment.len as u32; // checked by `check_segment`
     let mut sge = sys::ibv_sge {
         addr: segment.addr(),
         length: len,
@@ -143,7 +189,9 @@ fn post(qp: &Arc<QpInner>, request: Request, segment: RawSegment) -> Phase {
         queue,
         rider: None,
     });
-    let rc = match request {
+    // `refused`: the provider pointed `bad_wr` at our request, so it took
+    // nothing.
+    let (rc, refused, verb) = match request {
         Request::Recv => {
             let mut wr = sys::ibv_recv_wr {
                 wr_id: id.0,
@@ -153,28 +201,38 @@ fn post(qp: &Arc<QpInner>, request: Request, segment: RawSegment) -> Phase {
             };
             let mut bad = std::ptr::null_mut();
             // SAFETY: the QP is alive (we hold it); `wr` is a one-element
-            // chain whose SGE lies inside a registered region of the QP's
-            // PD (the segment), kept alive and unaliased by the slot table
-            // until the completion is reaped.
-            unsafe { sys::ibv_post_recv(qp.raw(), &mut wr, &mut bad) }
+            // chain whose SGE lies inside a region registered on the QP's
+            // PD (`check_segment`), kept alive and unaliased by the slot
+            // table until the completion is reaped.
+            let rc = unsafe { sys::ibv_post_recv(qp.raw(), &mut wr, &mut bad) };
+            (rc, std::ptr::eq(bad, &wr), "ibv_post_recv")
         }
         _ => {
             let mut wr = send_wr(id, &mut sge, request);
             let mut bad = std::ptr::null_mut();
             // SAFETY: as for the receive; remote address and rkey are
             // checked by the NIC against the peer's registration.
-            unsafe { sys::ibv_post_send(qp.raw(), &mut wr, &mut bad) }
+            let rc = unsafe { sys::ibv_post_send(qp.raw(), &mut wr, &mut bad) };
+            (rc, std::ptr::eq(bad, &wr), "ibv_post_send")
         }
     };
     if rc == 0 {
         return Phase::Posted { cq, id };
     }
+    if !refused {
+        // The provider may have queued the request before failing (rxe
+        // does, when its doorbell fails, and leaves `bad_wr` NULL): the NIC
+        // may still use the segment. Fail the queue pair, so that the
+        // request is flushed, and wait for that like for any completion.
+        tracing::error!(
+            rc,
+            verb,
+            "post failed after queueing; shutting the queue pair down"
+        );
+        qp.shut_down(Shutdown::PostFailed(rc.abs()));
+        return Phase::Posted { cq, id };
+    }
     qp.release_credit(queue);
-    let verb = if queue == Queue::Recv {
-        "ibv_post_recv"
-    } else {
-        "ibv_post_send"
-    };
     let cancelled = cq.slots().cancel(id);
     match cancelled {
         Some(res) => Phase::Failed {
@@ -241,9 +299,17 @@ impl<T: ?Sized + RdmaBuf, M: Mode> Future for Post<T, M> {
                     segment,
                     qp,
                 } => {
-                    if qp.poll_credits(request.queue(), 1, cx).is_ready() {
+                    let queue = request.queue();
+                    if qp
+                        .poll_credits(queue, cx, |qp| qp.take_credit(queue))
+                        .is_ready()
+                    {
                         this.phase = post(&qp, request, segment);
                         continue;
+                    }
+                    if let Some(deadline) = this.deadline.filter(|d| d.passed(cx, true)) {
+                        let error = Error::Timeout(deadline.bound(), "room in the queue");
+                        return Poll::Ready((Err(error), Segment::from_raw(segment)));
                     }
                     this.phase = Phase::Waiting {
                         request,
@@ -257,18 +323,35 @@ impl<T: ?Sized + RdmaBuf, M: Mode> Future for Post<T, M> {
                 }
                 Phase::Posted { cq, id } => {
                     if let Poll::Ready((completion, res)) = cq.poll_request(id, cx) {
-                        return Poll::Ready((
-                            completion.into_result(),
-                            Segment::from_raw(res.segment),
-                        ));
+                        let result = res.qp.outcome(completion);
+                        return Poll::Ready((result, Segment::from_raw(res.segment)));
+                    }
+                    if let Some(deadline) = this.deadline {
+                        if deadline.passed(cx, cq.busy_poll()) {
+                            // The flush resolves the request; no need to
+                            // check again.
+                            this.deadline = None;
+                            cq.shut_down_owner(id, Shutdown::DeadlineExpired);
+                        }
                     }
                     this.phase = Phase::Posted { cq, id };
                     return Poll::Pending;
                 }
-                Phase::Done => return Poll::Pending,
+                Phase::Done => return polled_after_ready(),
             }
         }
     }
+}
+
+/// A future polled after it returned `Ready` (or whose slot is gone, which
+/// only a bug could cause): loud in debug builds, `Pending` in release.
+pub(crate) fn polled_after_ready<T>() -> Poll<T> {
+    #[allow(clippy::panic)] // The documented contract of `Future::poll`.
+    if cfg!(debug_assertions) {
+        panic!("a SafeVerbs future was polled after it completed");
+    }
+    tracing::error!("a SafeVerbs future was polled after it completed");
+    Poll::Pending
 }
 
 impl<T: ?Sized, M> Drop for Post<T, M> {

@@ -3,22 +3,19 @@
 use std::fmt;
 use std::marker::PhantomData;
 use std::mem::ManuallyDrop;
-use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
-use std::time::{Duration, Instant};
 
 use safeverbs_sys as sys;
 
+use crate::completion::{Completion, RawCompletion};
 use crate::cq::{CompletionQueue, CqInner, Queue};
 use crate::device::{mtu_enum, PortInfo};
 use crate::endpoint::Endpoint;
 use crate::pd::{PdInner, ProtectionDomain};
 use crate::transport::{Failed, Init, Rc, Rtr, Rts, State, Transport};
-use crate::{Error, Result};
-
-/// How long dropping a queue pair waits for its flushed requests.
-const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+use crate::{Error, Result, Shutdown};
 
 /// Options of the reliable transport (ignored by UC).
 #[derive(Debug, Clone, Copy)]
@@ -26,6 +23,7 @@ struct Reliability {
     timeout: u8,
     retry_cnt: u8,
     rnr_retry: u8,
+    min_rnr_timer: u8,
     max_rd_atomic: u8,
 }
 
@@ -61,10 +59,13 @@ impl ProtectionDomain {
             recv_cq: None,
             max_send_wr: 64,
             max_recv_wr: 64,
+            // Finite on every provider: 7 means "for ever" for RNR retries
+            // in the verbs, and for transport retries in rdma_rxe.
             reliability: Reliability {
                 timeout: 14,
-                retry_cnt: 7,
-                rnr_retry: 7,
+                retry_cnt: 6,
+                rnr_retry: 6,
+                min_rnr_timer: 20,
                 max_rd_atomic: 1,
             },
             fingerprint: (0, "nothing declared"),
@@ -111,6 +112,22 @@ impl<T: Transport> QpBuilder<T> {
             .recv_cq
             .ok_or(Error::Builder("no receive completion queue given"))?;
         let device = self.pd.device().clone();
+        // The kernel resolves the CQs by handle in the QP's own context: a
+        // CQ of another context would silently be some other CQ.
+        for (cq, what) in [
+            (
+                &send_cq,
+                "the send completion queue belongs to another device context",
+            ),
+            (
+                &recv_cq,
+                "the receive completion queue belongs to another device context",
+            ),
+        ] {
+            if !cq.inner.device().same_context(&device) {
+                return Err(Error::Foreign(what));
+            }
+        }
         let limit = device.limits().max_qp_wr;
         for (what, n) in [
             ("max_send_wr", self.max_send_wr),
@@ -165,6 +182,9 @@ impl<T: Transport> QpBuilder<T> {
         }
         let inner = Arc::new(QpInner {
             qp,
+            // SAFETY: `qp` was just created and is live.
+            qp_num: unsafe { (*qp).qp_num },
+            shutdown: OnceLock::new(),
             port: device.port().clone(),
             psn: random_psn(),
             send_credits: Credits::new(self.max_send_wr),
@@ -173,7 +193,7 @@ impl<T: Transport> QpBuilder<T> {
             fingerprint: self.fingerprint,
             send_cq: send_cq.inner,
             recv_cq: recv_cq.inner,
-            _pd: self.pd.inner,
+            pd: self.pd.inner,
         });
         let mut attr = sys::ibv_qp_attr {
             qp_state: sys::ibv_qp_state::IBV_QPS_INIT,
@@ -199,14 +219,27 @@ impl QpBuilder<Rc> {
         self
     }
     /// Transport retries before a request fails with `RETRY_EXC_ERR`
-    /// (0..=7, default 7).
+    /// (0..=7, default 6: with the default timeout a peer that is gone is
+    /// reported after about 0.5 s). rdma_rxe (Soft-RoCE) treats 7 as
+    /// "retry for ever".
     pub fn retry_count(mut self, n: u8) -> Self {
         self.reliability.retry_cnt = n.min(7);
         self
     }
-    /// Receiver-not-ready retries (0..=7, 7 = forever; default 7).
+    /// Receiver-not-ready retries before a send fails with
+    /// `RNR_RETRY_EXC_ERR` (0..=7, default 6; 7 means for ever, so a peer
+    /// that never posts a receive makes the send wait without a bound:
+    /// give such operations a deadline, see [`Post::timeout`](crate::Post::timeout)).
     pub fn rnr_retry(mut self, n: u8) -> Self {
         self.reliability.rnr_retry = n.min(7);
+        self
+    }
+    /// How long a peer whose send finds no receive posted here waits before
+    /// retrying, as the verbs' 5-bit code (default 20, 10.24 ms; 12 is
+    /// 0.64 ms, 31 is 491.52 ms). With the peer's default of 6 retries, a
+    /// receive missing for about 70 ms fails its send.
+    pub fn min_rnr_timer(mut self, code: u8) -> Self {
+        self.reliability.min_rnr_timer = code.min(31);
         self
     }
     /// Outstanding RDMA READs/atomics this side may issue (default 1).
@@ -217,9 +250,23 @@ impl QpBuilder<Rc> {
 }
 
 /// Send- or receive-queue slots in use.
+///
+/// Single posts take one slot when one is free. A request for several
+/// (a batch) that does not fit at once takes the *gate*: while it is held,
+/// single posts wait, and the gate's holder gathers slots as they are
+/// freed until it has all it needs. So a batch cannot be starved by single
+/// posts, and two batches never hold part of the queue each.
 pub(crate) struct Credits {
     used: AtomicU32,
     max: u32,
+    gate: AtomicBool,
+}
+
+/// Slots gathered so far by a request for several (see [`Credits`]).
+#[derive(Debug, Default)]
+pub(crate) struct Gathered {
+    have: u32,
+    gate: bool,
 }
 
 impl Credits {
@@ -227,15 +274,56 @@ impl Credits {
         Self {
             used: AtomicU32::new(0),
             max,
+            gate: AtomicBool::new(false),
         }
     }
-    /// Takes `n` slots at once (all or none).
+    /// Takes `n` slots at once (all or none); none while a batch holds the
+    /// gate.
     fn take(&self, n: u32) -> bool {
-        self.used
+        !self.gate.load(Ordering::Acquire) && self.take_up_to(n) == n
+    }
+    /// Takes as many free slots as there are, up to `n`.
+    fn take_up_to(&self, n: u32) -> u32 {
+        let mut took = 0;
+        let _ = self
+            .used
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |u| {
-                (u + n <= self.max).then_some(u + n)
-            })
-            .is_ok()
+                took = n.min(self.max.saturating_sub(u));
+                (took > 0).then_some(u + took)
+            });
+        took
+    }
+    /// Gathers slots toward `n` for `g`; true when `g` holds all `n`.
+    fn gather(&self, n: u32, g: &mut Gathered) -> bool {
+        if g.have == 0 && !g.gate && self.take(n) {
+            g.have = n;
+            return true;
+        }
+        if !g.gate {
+            let open = self
+                .gate
+                .compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire);
+            if open.is_err() {
+                return false; // another batch is gathering
+            }
+            g.gate = true;
+        }
+        g.have += self.take_up_to(n - g.have);
+        if g.have < n {
+            return false;
+        }
+        self.gate.store(false, Ordering::Release);
+        g.gate = false;
+        true
+    }
+    /// Gives back what `g` gathered (a batch dropped before posting).
+    fn abandon(&self, g: &mut Gathered) {
+        for _ in 0..std::mem::take(&mut g.have) {
+            self.give();
+        }
+        if std::mem::take(&mut g.gate) {
+            self.gate.store(false, Ordering::Release);
+        }
     }
     fn give(&self) {
         let _ = self
@@ -249,6 +337,10 @@ impl Credits {
 
 pub(crate) struct QpInner {
     qp: *mut sys::ibv_qp,
+    /// The number completions of this queue pair carry.
+    pub(crate) qp_num: u32,
+    /// Why SafeVerbs moved the queue pair to ERR, if it did.
+    shutdown: OnceLock<Shutdown>,
     port: PortInfo,
     psn: u32,
     send_credits: Credits,
@@ -257,7 +349,7 @@ pub(crate) struct QpInner {
     fingerprint: (u64, &'static str),
     pub(crate) send_cq: Arc<CqInner>,
     pub(crate) recv_cq: Arc<CqInner>,
-    _pd: Arc<PdInner>,
+    pub(crate) pd: Arc<PdInner>,
 }
 
 // SAFETY: an `ibv_qp` may be posted to from any thread (providers lock
@@ -284,11 +376,6 @@ impl QpInner {
         self.qp
     }
 
-    fn qp_num(&self) -> u32 {
-        // SAFETY: `qp` is live while `self` is.
-        unsafe { (*self.qp).qp_num }
-    }
-
     fn modify(&self, attr: &mut sys::ibv_qp_attr, mask: sys::ibv_qp_attr_mask) -> Result<()> {
         // SAFETY: `qp` is live; `attr` is valid for the fields `mask` names.
         let rc = unsafe { sys::ibv_modify_qp(self.qp, attr, mask.0 as i32) };
@@ -312,19 +399,34 @@ impl QpInner {
         }
     }
 
-    /// Takes `n` slots of `queue` at once (all or none).
-    pub(crate) fn take_credits(&self, queue: Queue, n: u32) -> bool {
-        self.credits(queue).take(n)
+    /// Takes one slot of `queue`.
+    pub(crate) fn take_credit(&self, queue: Queue) -> bool {
+        self.credits(queue).take(1)
     }
 
-    /// Takes `n` slots of `queue`, reaping finished work first (which
-    /// returns slots); when there is no room yet, asks to be polled again
+    /// Gathers `n` slots of the send queue into `g` (see [`Credits`]).
+    pub(crate) fn gather_send_credits(&self, n: u32, g: &mut Gathered) -> bool {
+        self.send_credits.gather(n, g)
+    }
+
+    /// Gives back the send slots `g` gathered.
+    pub(crate) fn abandon_send_credits(&self, g: &mut Gathered) {
+        self.send_credits.abandon(g);
+    }
+
+    /// Reaps finished work of `queue` (which returns slots), then tries
+    /// `take`; when there is no room yet, asks to be polled again
     /// (backpressure: the post waits, it does not overrun the queue).
-    pub(crate) fn poll_credits(&self, queue: Queue, n: u32, cx: &mut Context<'_>) -> Poll<()> {
+    pub(crate) fn poll_credits(
+        &self,
+        queue: Queue,
+        cx: &mut Context<'_>,
+        take: impl FnOnce(&Self) -> bool,
+    ) -> Poll<()> {
         if let Err(e) = self.cq(queue).poll() {
             tracing::error!(%e, "polling the completion queue failed");
         }
-        if self.take_credits(queue, n) {
+        if take(self) {
             return Poll::Ready(());
         }
         cx.waker().wake_by_ref();
@@ -352,29 +454,25 @@ impl QpInner {
         self.modify(&mut attr, sys::ibv_qp_attr_mask::IBV_QP_STATE)
     }
 
-    /// Moves the QP to ERR and reaps the flushed requests, so that their
-    /// resources go back before the QP is destroyed.
-    fn drain(&self) {
-        if self.in_flight() == 0 {
-            return;
-        }
+    /// Moves the QP to ERR for `cause`: every request outstanding on it is
+    /// flushed, and each resolves with [`Error::ShutDown`] naming the first
+    /// cause recorded. Never waits.
+    pub(crate) fn shut_down(&self, cause: Shutdown) {
+        let _ = self.shutdown.set(cause);
         if let Err(e) = self.to_error() {
-            tracing::warn!(%e, "could not move the queue pair to ERR while dropping it");
+            tracing::error!(%e, %cause, "could not move the queue pair to ERR");
         }
-        let deadline = Instant::now() + DRAIN_TIMEOUT;
-        while self.in_flight() > 0 {
-            let reaped = self.send_cq.poll().unwrap_or(0) + self.recv_cq.poll().unwrap_or(0);
-            if Instant::now() > deadline {
-                tracing::error!(
-                    in_flight = self.in_flight(),
-                    "flushes did not arrive in {DRAIN_TIMEOUT:?}; leaking the queue pair"
-                );
-                return;
-            }
-            if reaped == 0 {
-                std::thread::yield_now();
-            }
-        }
+    }
+
+    /// What a completion of this queue pair means for its request: a flush
+    /// after [`shut_down`](Self::shut_down) names the cause.
+    pub(crate) fn outcome(&self, completion: RawCompletion) -> Result<Completion> {
+        completion
+            .into_result()
+            .map_err(|e| match self.shutdown.get() {
+                Some(&cause) if e.is_flush() => Error::ShutDown(cause),
+                _ => e,
+            })
     }
 }
 
@@ -391,9 +489,15 @@ fn random_psn() -> u32 {
 ///
 /// Transitions consume the value and return the next state (or the old one
 /// with the error). The state is in the type: `send`, `write` and `read`
-/// exist only on `Rts`, `recv` from `Init` on. Dropping a queue pair with
-/// work in flight moves it to ERR and reaps the flushes before destroying
-/// it.
+/// exist only on `Rts`, `recv` from `Init` on.
+///
+/// Dropping a queue pair never waits. With work in flight it moves the
+/// queue pair to ERR: each outstanding request is flushed and resolves
+/// with [`Error::ShutDown`]`(`[`Shutdown::Dropped`]`)`, and the queue pair
+/// is destroyed when the last flush has been reaped: by the completion
+/// queue's next poll (a pending future, the event driver,
+/// [`CompletionQueue::poll`]), or, once every handle to the completion
+/// queue is dropped too, by a background reaper.
 pub struct QueuePair<T: Transport, S: State> {
     pub(crate) inner: Arc<QpInner>,
     _type: PhantomData<fn() -> (T, S)>,
@@ -404,7 +508,7 @@ impl<T: Transport, S: State> fmt::Debug for QueuePair<T, S> {
         f.debug_struct("QueuePair")
             .field("transport", &T::KIND)
             .field("state", &std::any::type_name::<S>())
-            .field("qp_num", &self.inner.qp_num())
+            .field("qp_num", &self.inner.qp_num)
             .field("in_flight", &self.inner.in_flight())
             .finish()
     }
@@ -412,7 +516,9 @@ impl<T: Transport, S: State> fmt::Debug for QueuePair<T, S> {
 
 impl<T: Transport, S: State> Drop for QueuePair<T, S> {
     fn drop(&mut self) {
-        self.inner.drain();
+        if self.inner.in_flight() > 0 {
+            self.inner.shut_down(Shutdown::Dropped);
+        }
     }
 }
 
@@ -464,7 +570,7 @@ impl<T: Transport, S: State> QueuePair<T, S> {
 
     /// The queue pair number.
     pub fn qp_num(&self) -> u32 {
-        self.inner.qp_num()
+        self.inner.qp_num
     }
 
     /// Requests posted on this queue pair whose completion has not been
@@ -479,7 +585,7 @@ impl<T: Transport, S: State> QueuePair<T, S> {
         let port = &self.inner.port;
         Endpoint {
             transport: T::KIND,
-            qpn: self.inner.qp_num(),
+            qpn: self.inner.qp_num,
             psn: self.inner.psn,
             lid: port.lid,
             gid: port.gid,
@@ -531,7 +637,7 @@ impl<T: Transport> QueuePair<T, Init> {
             dest_qp_num: remote.qpn,
             rq_psn: remote.psn,
             max_dest_rd_atomic: inner.reliability.max_rd_atomic,
-            min_rnr_timer: 12,
+            min_rnr_timer: inner.reliability.min_rnr_timer,
             ..Default::default()
         };
         attr.ah_attr.dlid = remote.lid;

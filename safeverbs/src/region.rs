@@ -50,7 +50,7 @@ pub(crate) struct RegionInner {
     pub(crate) access: Access,
     pub(crate) map: Mutex<IntervalMap>,
     backing: Backing,
-    _pd: Arc<PdInner>,
+    pub(crate) pd: Arc<PdInner>,
 }
 
 // SAFETY: the memory is reached only through raw pointers under the
@@ -223,7 +223,7 @@ impl ProtectionDomain {
                 access,
                 map: Mutex::new(IntervalMap::new()),
                 backing,
-                _pd: self.inner.clone(),
+                pd: self.inner.clone(),
             }),
             _type: PhantomData,
         })

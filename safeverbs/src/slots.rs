@@ -2,8 +2,12 @@
 //! their completion is reaped.
 //!
 //! The library owns `wr_id`: it is a slot index (low 32 bits) and the
-//! slot's generation (high 32 bits), so a stale or unknown id is detected,
-//! never misdelivered. A slot moves through
+//! slot's generation (high 32 bits), XORed with a salt drawn for each table,
+//! so a stale, unknown or foreign id is detected, never misdelivered. A
+//! slot's generations never repeat: a slot whose generation is exhausted is
+//! retired, not reused. A completion is also checked against the request's
+//! own queue (the `belongs` test of [`SlotTable::complete`]). A slot moves
+//! through
 //! `Free → Posted → (Done | Abandoned) → Free`; the future that posted the
 //! request waits on `Posted` and takes the result from `Done`; a dropped
 //! future turns `Posted` into `Abandoned`, whose resources are released
@@ -18,15 +22,22 @@ use std::task::{Poll, Waker};
 pub struct WrId(pub u64);
 
 impl WrId {
-    fn new(index: u32, generation: u32) -> Self {
-        Self(u64::from(generation) << 32 | u64::from(index))
+    fn new(index: u32, generation: u32, salt: u64) -> Self {
+        Self((u64::from(generation) << 32 | u64::from(index)) ^ salt)
     }
-    fn index(self) -> usize {
-        (self.0 & 0xffff_ffff) as usize
+    fn index(self, salt: u64) -> usize {
+        ((self.0 ^ salt) & 0xffff_ffff) as usize
     }
-    fn generation(self) -> u32 {
-        (self.0 >> 32) as u32
+    fn generation(self, salt: u64) -> u32 {
+        ((self.0 ^ salt) >> 32) as u32
     }
+}
+
+/// A salt for a new table: ids of one table mean nothing to another.
+fn random_salt() -> u64 {
+    use std::hash::BuildHasher;
+    // Each `RandomState` is seeded with fresh random keys.
+    std::collections::hash_map::RandomState::new().hash_one(0x5afe_u16)
 }
 
 enum State<R, C> {
@@ -57,6 +68,7 @@ pub struct SlotTable<R, C> {
     slots: Vec<Slot<R, C>>,
     free: Vec<u32>,
     live: usize,
+    salt: u64,
 }
 
 impl<R, C> std::fmt::Debug for SlotTable<R, C> {
@@ -75,6 +87,7 @@ impl<R, C> SlotTable<R, C> {
             slots: Vec::with_capacity(capacity),
             free: Vec::with_capacity(capacity),
             live: 0,
+            salt: random_salt(),
         }
     }
 
@@ -84,18 +97,27 @@ impl<R, C> SlotTable<R, C> {
     }
 
     fn get(&mut self, id: WrId) -> Option<&mut Slot<R, C>> {
+        let generation = id.generation(self.salt);
+        // Generation 0 is never handed out (a retired slot has it).
         self.slots
-            .get_mut(id.index())
-            .filter(|s| s.generation == id.generation())
+            .get_mut(id.index(self.salt))
+            .filter(|s| generation != 0 && s.generation == generation)
     }
 
-    fn free_slot(&mut self, index: usize) {
+    fn free_slot(&mut self, id: WrId) {
+        let index = id.index(self.salt);
         if let Some(slot) = self.slots.get_mut(index) {
             slot.state = State::Free;
-            // Generation 0 is never handed out, so wr_id 0 is never valid.
-            slot.generation = slot.generation.wrapping_add(1).max(1);
-            self.free.push(index as u32);
             self.live -= 1;
+            match slot.generation.checked_add(1) {
+                Some(next) => {
+                    slot.generation = next;
+                    self.free.push(index as u32);
+                }
+                // Every generation of this slot was used: retire it, so
+                // that no id it handed out can ever match again.
+                None => slot.generation = 0,
+            }
         }
     }
 
@@ -106,14 +128,15 @@ impl<R, C> SlotTable<R, C> {
         if let Some(index) = self.free.pop() {
             let slot = &mut self.slots[index as usize];
             slot.state = state;
-            return WrId::new(index, slot.generation);
+            return WrId::new(index, slot.generation, self.salt);
         }
+        // More than 2^32 slots cannot be live: each holds a posted request.
         let index = self.slots.len() as u32;
         self.slots.push(Slot {
             generation: 1,
             state,
         });
-        WrId::new(index, 1)
+        WrId::new(index, 1, self.salt)
     }
 
     /// Takes back the resources of a request whose post failed.
@@ -121,7 +144,7 @@ impl<R, C> SlotTable<R, C> {
         let slot = self.get(id)?;
         match std::mem::replace(&mut slot.state, State::Free) {
             State::Posted { res, .. } => {
-                self.free_slot(id.index());
+                self.free_slot(id);
                 Some(res)
             }
             other => {
@@ -137,11 +160,11 @@ impl<R, C> SlotTable<R, C> {
         let slot = self.get(id)?;
         match std::mem::replace(&mut slot.state, State::Free) {
             State::Posted { res, .. } => {
-                self.free_slot(id.index());
+                self.free_slot(id);
                 Some((res, None))
             }
             State::Done { res, completion } => {
-                self.free_slot(id.index());
+                self.free_slot(id);
                 Some((res, Some(completion)))
             }
             other => {
@@ -151,12 +174,27 @@ impl<R, C> SlotTable<R, C> {
         }
     }
 
-    /// Records the completion of `id`; `reaped` sees the request's
-    /// resources once (to return credits) whoever waits for them.
-    pub fn complete(&mut self, id: WrId, completion: C, reaped: impl FnOnce(&R)) -> Delivered<R> {
+    /// Records the completion of `id` if `belongs` accepts the request's
+    /// resources (the completion came from the request's own queue);
+    /// `reaped` then sees them once (to return credits) whoever waits for
+    /// them.
+    pub fn complete(
+        &mut self,
+        id: WrId,
+        completion: C,
+        belongs: impl FnOnce(&R) -> bool,
+        reaped: impl FnOnce(&R),
+    ) -> Delivered<R> {
         let Some(slot) = self.get(id) else {
             return Delivered::Stale;
         };
+        let foreign = match &slot.state {
+            State::Posted { res, .. } | State::Abandoned { res } => !belongs(res),
+            State::Free | State::Done { .. } => false,
+        };
+        if foreign {
+            return Delivered::Stale;
+        }
         match std::mem::replace(&mut slot.state, State::Free) {
             State::Posted { waker, res } => {
                 reaped(&res);
@@ -165,7 +203,7 @@ impl<R, C> SlotTable<R, C> {
             }
             State::Abandoned { res } => {
                 reaped(&res);
-                self.free_slot(id.index());
+                self.free_slot(id);
                 Delivered::Release(res)
             }
             other => {
@@ -191,12 +229,20 @@ impl<R, C> SlotTable<R, C> {
             }
             State::Done { .. } => match std::mem::replace(&mut slot.state, State::Free) {
                 State::Done { res, completion } => {
-                    self.free_slot(id.index());
+                    self.free_slot(id);
                     Poll::Ready(Some((completion, res)))
                 }
                 _ => Poll::Ready(None),
             },
             State::Free | State::Abandoned { .. } => Poll::Ready(None),
+        }
+    }
+
+    /// The resources of the request `id` while it is posted.
+    pub fn resources(&mut self, id: WrId) -> Option<&R> {
+        match &self.get(id)?.state {
+            State::Posted { res, .. } | State::Abandoned { res } => Some(res),
+            State::Free | State::Done { .. } => None,
         }
     }
 
@@ -210,7 +256,7 @@ impl<R, C> SlotTable<R, C> {
                 None
             }
             State::Done { res, .. } => {
-                self.free_slot(id.index());
+                self.free_slot(id);
                 Some(res)
             }
             other => {
@@ -245,7 +291,7 @@ mod tests {
         let id = t.acquire("seg");
         let (count, w) = waker();
         assert!(t.poll(id, &w).is_pending());
-        match t.complete(id, 7, |_| {}) {
+        match t.complete(id, 7, |_| true, |_| {}) {
             Delivered::Wake(Some(w)) => w.wake(),
             _ => panic!("expected a waker"),
         }
@@ -260,7 +306,7 @@ mod tests {
         let id = t.acquire("seg".to_owned());
         assert!(t.abandon(id).is_none());
         assert_eq!(t.live(), 1, "the NIC still owns it");
-        match t.complete(id, 0, |_| {}) {
+        match t.complete(id, 0, |_| true, |_| {}) {
             Delivered::Release(r) => assert_eq!(r, "seg"),
             _ => panic!("expected release"),
         }
@@ -271,7 +317,10 @@ mod tests {
     fn abandon_after_completion_releases_at_once() {
         let mut t = SlotTable::<u8, u8>::with_capacity(1);
         let id = t.acquire(1);
-        assert!(matches!(t.complete(id, 2, |_| {}), Delivered::Wake(None)));
+        assert!(matches!(
+            t.complete(id, 2, |_| true, |_| {}),
+            Delivered::Wake(None)
+        ));
         assert_eq!(t.abandon(id), Some(1));
         assert_eq!(t.live(), 0);
     }
@@ -281,18 +330,27 @@ mod tests {
         let mut t = SlotTable::<u8, u8>::with_capacity(1);
         let id = t.acquire(1);
         let (_, w) = waker();
-        assert!(matches!(t.complete(id, 0, |_| {}), Delivered::Wake(_)));
+        assert!(matches!(
+            t.complete(id, 0, |_| true, |_| {}),
+            Delivered::Wake(_)
+        ));
         assert!(t.poll(id, &w).is_ready());
         // The slot is reused with a new generation: the old id is stale.
         let id2 = t.acquire(2);
-        assert_eq!(id2.index(), id.index());
+        assert_eq!(id2.index(t.salt), id.index(t.salt));
         assert_ne!(id2, id);
-        assert!(matches!(t.complete(id, 0, |_| {}), Delivered::Stale));
         assert!(matches!(
-            t.complete(WrId(u64::MAX), 0, |_| {}),
+            t.complete(id, 0, |_| true, |_| {}),
             Delivered::Stale
         ));
-        assert!(matches!(t.complete(WrId(0), 0, |_| {}), Delivered::Stale));
+        assert!(matches!(
+            t.complete(WrId(u64::MAX), 0, |_| true, |_| {}),
+            Delivered::Stale
+        ));
+        assert!(matches!(
+            t.complete(WrId(t.salt), 0, |_| true, |_| {}),
+            Delivered::Stale
+        ));
         assert!(t.poll(id2, &w).is_pending());
     }
 
@@ -313,7 +371,7 @@ mod tests {
         let (second, w2) = waker();
         assert!(t.poll(id, &w1).is_pending());
         assert!(t.poll(id, &w2).is_pending());
-        if let Delivered::Wake(Some(w)) = t.complete(id, 0, |_| {}) {
+        if let Delivered::Wake(Some(w)) = t.complete(id, 0, |_| true, |_| {}) {
             w.wake();
         }
         assert_eq!(first.0.load(Ordering::SeqCst), 0);
@@ -331,7 +389,7 @@ mod tests {
                 if i % 2 == 0 {
                     assert!(t.abandon(*id).is_none());
                 }
-                let _ = t.complete(*id, i, |_| {});
+                let _ = t.complete(*id, i, |_| true, |_| {});
             }
             for (i, id) in ids.iter().enumerate() {
                 if i % 2 == 1 {
@@ -341,5 +399,65 @@ mod tests {
         }
         assert_eq!(t.live(), 0);
         assert_eq!(t.slots.len(), 8);
+    }
+
+    #[test]
+    fn a_completion_from_another_queue_is_not_delivered() {
+        let mut t = SlotTable::<u32, u8>::with_capacity(1);
+        let id = t.acquire(7); // the request's queue is "7"
+        let (_, w) = waker();
+        assert!(matches!(
+            t.complete(id, 0, |&queue| queue == 8, |_| {}),
+            Delivered::Stale
+        ));
+        assert!(t.poll(id, &w).is_pending(), "still posted");
+        assert!(t.abandon(id).is_none());
+        assert!(matches!(
+            t.complete(id, 0, |&queue| queue == 8, |_| {}),
+            Delivered::Stale
+        ));
+        assert!(matches!(
+            t.complete(id, 0, |&queue| queue == 7, |_| {}),
+            Delivered::Release(7)
+        ));
+    }
+
+    #[test]
+    fn ids_of_one_table_mean_nothing_to_another() {
+        let mut a = SlotTable::<u8, u8>::with_capacity(1);
+        let mut b = SlotTable::<u8, u8>::with_capacity(1);
+        assert_ne!(a.salt, b.salt, "each table draws its own salt");
+        let in_a = a.acquire(1);
+        let _in_b = b.acquire(2);
+        // Both tables hand out slot 0, generation 1 first: only the salt
+        // tells their ids apart.
+        assert!(matches!(
+            b.complete(in_a, 0, |_| true, |_| {}),
+            Delivered::Stale
+        ));
+        assert_eq!(b.live(), 1);
+    }
+
+    #[test]
+    fn an_exhausted_slot_is_retired_not_reused() {
+        let mut t = SlotTable::<u8, u8>::with_capacity(2);
+        let (_, w) = waker();
+        let old = t.acquire(1);
+        t.slots[0].generation = u32::MAX; // as after 2^32 - 1 reuses
+        let last = WrId::new(0, u32::MAX, t.salt);
+        assert!(matches!(
+            t.complete(last, 0, |_| true, |_| {}),
+            Delivered::Wake(_)
+        ));
+        assert!(t.poll(last, &w).is_ready());
+        let next = t.acquire(2);
+        assert_ne!(next.index(t.salt), 0, "the exhausted slot is not reused");
+        for stale in [old, last, WrId::new(0, 0, t.salt), WrId::new(0, 1, t.salt)] {
+            assert!(matches!(
+                t.complete(stale, 0, |_| true, |_| {}),
+                Delivered::Stale
+            ));
+        }
+        assert_eq!(t.live(), 1);
     }
 }
