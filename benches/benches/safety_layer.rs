@@ -59,7 +59,7 @@ fn slot_round_trip(c: &mut Criterion) {
     c.bench_function("slot acquire + complete + take", |b| {
         b.iter(|| {
             let id = table.lock().unwrap().acquire(black_box(7));
-            let d = table.lock().unwrap().complete(id, 1, |_| {});
+            let d = table.lock().unwrap().complete(id, 1, |_| true, |_| {});
             if let Delivered::Wake(Some(w)) = d {
                 w.wake();
             }
