@@ -222,8 +222,13 @@ impl Error {
         }
     }
 
-    /// True for a completion flushed because its queue pair went to ERR.
+    /// True for a request flushed because its queue pair went to ERR
+    /// (whether SafeVerbs moved it there, [`Error::ShutDown`], or not).
     pub fn is_flush(&self) -> bool {
-        matches!(self, Self::Completion { status, .. } if *status == WcStatus::WR_FLUSH_ERR)
+        match self {
+            Self::Completion { status, .. } => *status == WcStatus::WR_FLUSH_ERR,
+            Self::ShutDown(_) => true,
+            _ => false,
+        }
     }
 }

@@ -9,7 +9,7 @@ use std::task::{Context, Poll};
 
 use safeverbs_sys as sys;
 
-use crate::completion::{Completion, RawCompletion};
+use crate::completion::{Completion, RawCompletion, WcStatus};
 use crate::cq::{CompletionQueue, CqInner, Queue};
 use crate::device::{mtu_enum, PortInfo};
 use crate::endpoint::Endpoint;
@@ -280,7 +280,13 @@ impl Credits {
     /// Takes `n` slots at once (all or none); none while a batch holds the
     /// gate.
     fn take(&self, n: u32) -> bool {
-        !self.gate.load(Ordering::Acquire) && self.take_up_to(n) == n
+        !self.gate.load(Ordering::Acquire)
+            && self
+                .used
+                .fetch_update(Ordering::AcqRel, Ordering::Acquire, |u| {
+                    (u + n <= self.max).then_some(u + n)
+                })
+                .is_ok()
     }
     /// Takes as many free slots as there are, up to `n`.
     fn take_up_to(&self, n: u32) -> u32 {
@@ -470,7 +476,9 @@ impl QpInner {
         completion
             .into_result()
             .map_err(|e| match self.shutdown.get() {
-                Some(&cause) if e.is_flush() => Error::ShutDown(cause),
+                Some(&cause) if matches!(e, Error::Completion { status, .. } if status == WcStatus::WR_FLUSH_ERR) => {
+                Error::ShutDown(cause)
+            }
                 _ => e,
             })
     }
@@ -693,5 +701,49 @@ impl<T: Transport> QueuePair<T, Rtr> {
             Ok(()) => Ok(self.into_state()),
             Err(error) => Err(TransitionError { error, qp: self }),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Credits, Gathered};
+
+    /// Single posts take every slot as it is freed; a batch that needs all
+    /// four must still get them (the gate), and give back what it
+    /// gathered if it is dropped.
+    #[test]
+    fn a_batch_is_not_starved_by_single_posts() {
+        let c = Credits::new(4);
+        assert!(c.take(4));
+        let mut batch = Gathered::default();
+        let mut rounds = 0;
+        while !c.gather(4, &mut batch) {
+            rounds += 1;
+            assert!(rounds <= 4, "the batch never got its slots");
+            c.give(); // a single post completes ...
+            let _ = c.take(1); // ... and a new one tries at once
+        }
+        assert_eq!(c.used(), 4, "the batch holds the whole queue");
+        assert!(!c.take(1), "full");
+        for _ in 0..4 {
+            c.give();
+        }
+        assert!(c.take(1), "the gate is open again");
+    }
+
+    #[test]
+    fn a_batch_dropped_while_gathering_gives_everything_back() {
+        let c = Credits::new(4);
+        assert!(c.take(3));
+        let mut batch = Gathered::default();
+        assert!(!c.gather(4, &mut batch), "one slot free, four needed");
+        assert!(!c.take(1), "single posts wait while a batch gathers");
+        let mut other = Gathered::default();
+        assert!(!c.gather(2, &mut other), "one batch gathers at a time");
+        c.abandon(&mut batch);
+        assert_eq!(c.used(), 3);
+        assert!(c.take(1), "the gate is open again");
+        c.abandon(&mut other);
+        assert_eq!(c.used(), 4);
     }
 }

@@ -132,3 +132,52 @@ fn bad_batches_are_refused_before_posting() {
     assert_eq!(back.len(), 1);
     assert_eq!(p.cq.in_flight(), 0);
 }
+
+/// The release hook of a region brought with `register_external` runs when
+/// its last segment goes, which may be a rider of a dropped batch: it runs
+/// after the completion queue's locks are released, so it may use the
+/// queue.
+#[test]
+fn a_riders_resources_are_released_outside_the_completion_queues_locks() {
+    let Some(dev) = device() else { return };
+    let p = pair::<Uc>(&dev, 8);
+    let memory: &'static mut [u64; 512] = Box::leak(Box::new([0u64; 512]));
+    let (released_tx, released) = std::sync::mpsc::channel();
+    let hook_cq = p.cq.clone();
+    // SAFETY: the leaked array is valid for 4096 bytes for ever, aligned,
+    // and used by nothing else.
+    let external = unsafe {
+        p.pd.register_external::<u8>(
+            std::ptr::NonNull::from(memory).cast(),
+            4096,
+            Access::local(),
+            move || {
+                // Uses the queue whose reaping released the region.
+                let polled = hook_cq.poll();
+                let _ = released_tx.send(polled.is_ok());
+            },
+        )
+    }
+    .unwrap();
+    let normal = p.pd.register_zeroed::<u8>(64, Access::local()).unwrap();
+    let dst =
+        p.pd.register_zeroed::<u8>(128, Access::remote_write())
+            .unwrap();
+    // The external region's segment rides on the normal one's signaled write.
+    let segs = vec![
+        external.bytes_ro(0..64).unwrap(),
+        normal.bytes_ro(0..64).unwrap(),
+    ];
+    let remotes = [
+        dst.remote().bytes(0..64).unwrap(),
+        dst.remote().bytes(64..128).unwrap(),
+    ];
+    drop(p.a.write_batch(segs, &remotes));
+    drop(external); // the rider now holds the region's last reference
+    let cq = p.cq.clone();
+    std::thread::spawn(move || reap_until(&cq, 0));
+    let ok = released
+        .recv_timeout(std::time::Duration::from_secs(10))
+        .expect("the release hook never finished: it ran under a lock it needed");
+    assert!(ok, "the hook could poll the completion queue");
+}

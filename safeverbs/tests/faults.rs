@@ -448,3 +448,40 @@ fn registering_beyond_the_memlock_limit_names_the_limit() {
         .unwrap_err();
     println!("over max_qp_wr: {err}");
 }
+
+/// With the default retry counts, a peer that never posts a receive, and a
+/// peer that is gone, end in a named completion error, not a wait for ever.
+#[test]
+fn default_retry_counts_give_up_on_a_silent_or_gone_peer() {
+    let Some(dev) = device() else { return };
+    let p = common::pair::<Rc>(&dev, 8);
+    let msg = p.pd.register([1u8; 64], Access::local()).unwrap();
+    // `b` posts no receive.
+    let started = Instant::now();
+    let (res, seg) = block_on(
+        p.a.send(msg.read_only().unwrap())
+            .timeout(Duration::from_secs(30)),
+    );
+    let err = res.unwrap_err();
+    println!("silent peer: after {:?}: {err}", started.elapsed());
+    assert!(
+        matches!(err, Error::Completion { status, .. } if status == WcStatus::RNR_RETRY_EXC_ERR),
+        "{err}"
+    );
+    drop(seg);
+    // A peer whose queue pair is destroyed.
+    let p = common::pair::<Rc>(&dev, 8);
+    let common::Pair { a, b, .. } = p;
+    drop(b); // nothing in flight: destroyed at once
+    let started = Instant::now();
+    let (res, _) = block_on(
+        a.send(msg.read_only().unwrap())
+            .timeout(Duration::from_secs(30)),
+    );
+    let err = res.unwrap_err();
+    println!("gone peer: after {:?}: {err}", started.elapsed());
+    assert!(
+        matches!(err, Error::Completion { status, .. } if status == WcStatus::RETRY_EXC_ERR),
+        "{err}"
+    );
+}

@@ -3,6 +3,7 @@
 
 mod common;
 
+use std::future::Future;
 use std::time::{Duration, Instant};
 
 use common::{device, pair, pattern, reap_until};
@@ -254,4 +255,173 @@ fn a_wrong_transport_or_fingerprint_is_refused_at_connect() {
     let err = typed.to_rtr(&rc.endpoint()).unwrap_err();
     println!("refused: {err}");
     assert!(err.to_string().contains("Mailbox") && err.to_string().contains("0x000000000000abcd"));
+}
+
+#[test]
+fn a_queue_pair_refuses_objects_of_another_device_context() {
+    let Some(dev) = device() else { return };
+    // The same NIC opened twice: two device contexts.
+    let other = safeverbs::Device::open_default().unwrap();
+    let pd = dev.alloc_pd().unwrap();
+    let ours = dev.create_cq(64).unwrap();
+    let theirs = other.create_cq(64).unwrap();
+    for (send, recv) in [(&theirs, &ours), (&ours, &theirs)] {
+        let err = pd
+            .queue_pair::<Rc>()
+            .send_cq(send)
+            .recv_cq(recv)
+            .build()
+            .unwrap_err();
+        println!("refused: {err}");
+        assert!(matches!(err, Error::Foreign(_)), "{err}");
+    }
+    assert_eq!(ours.in_flight() + theirs.in_flight(), 0);
+    // A region of another protection domain (here: of the other context)
+    // is refused before posting, and its segment comes back.
+    let p = pair::<Rc>(&dev, 8);
+    let foreign = other
+        .alloc_pd()
+        .unwrap()
+        .register([7u8; 64], Access::local())
+        .unwrap();
+    let (res, seg) = block_on(p.a.recv(foreign.read_write().unwrap()));
+    let err = res.unwrap_err();
+    println!("refused: {err}");
+    assert!(matches!(err, Error::Foreign(_)), "{err}");
+    assert_eq!(seg.read(), [7u8; 64]);
+    assert_eq!(p.a.in_flight(), 0, "nothing was posted");
+}
+
+#[test]
+fn dropping_a_queue_pair_never_waits_for_its_flushes() {
+    let Some(dev) = device() else { return };
+    let p = pair::<Rc>(&dev, 8);
+    let buf = p.pd.register([5u8; 64], Access::local()).unwrap();
+    let recv = p.b.recv(buf.read_write().unwrap());
+    let common::Pair { a, b, cq, .. } = p;
+    drop(b);
+    // Dropping did not reap: the flush is the CQ's to deliver.
+    assert_eq!(
+        cq.in_flight(),
+        1,
+        "the drop reaped (so it could have waited)"
+    );
+    let (res, seg) = block_on(recv);
+    let err = res.unwrap_err();
+    println!("after the drop: {err}");
+    assert!(
+        matches!(err, Error::ShutDown(safeverbs::Shutdown::Dropped)),
+        "{err}"
+    );
+    assert_eq!(seg.read(), [5u8; 64]);
+    assert_eq!(cq.in_flight(), 0);
+    drop(a);
+}
+
+#[test]
+fn work_abandoned_with_every_handle_is_reaped_in_the_background() {
+    let Some(dev) = device() else { return };
+    let p = pair::<Rc>(&dev, 16);
+    let buf =
+        p.pd.register_zeroed::<u8>(16 * 64, Access::local())
+            .unwrap();
+    for i in 0..16 {
+        drop(p.b.recv(buf.slice_rw(i * 64..(i + 1) * 64).unwrap()));
+    }
+    assert_eq!(buf.live_segments(), 16);
+    drop(p); // the queue pairs, the CQ, the PD: every handle
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while buf.live_segments() > 0 {
+        assert!(
+            Instant::now() < deadline,
+            "{} receives were never reaped",
+            buf.live_segments()
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+#[test]
+fn a_deadline_shuts_the_queue_pair_down_and_hands_the_buffer_back() {
+    let Some(dev) = device() else { return };
+    for mode in [safeverbs::CqMode::BusyPoll, safeverbs::CqMode::Notifier] {
+        let pd = dev.alloc_pd().unwrap();
+        let cq = dev.create_cq_with(32, mode).unwrap();
+        let build = || {
+            pd.queue_pair::<Rc>()
+                .send_cq(&cq)
+                .recv_cq(&cq)
+                .max_send_wr(8)
+                .max_recv_wr(8)
+                .build()
+                .unwrap()
+        };
+        let (a, b) = (build(), build());
+        let (ea, eb) = (a.endpoint(), b.endpoint());
+        let (a, _b) = (a.connect(&eb).unwrap(), b.connect(&ea).unwrap());
+        let buf = pd.register([9u8; 64], Access::local()).unwrap();
+        let other = pd.register([3u8; 8], Access::local()).unwrap();
+        let bystander = a.recv(other.read_write().unwrap());
+        // Nobody sends: only the deadline can end the wait. The test's own
+        // bound is a thread that gives up on it.
+        let started = Instant::now();
+        let recv = a
+            .recv(buf.read_write().unwrap())
+            .timeout(Duration::from_millis(200));
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = tx.send(block_on(async { (recv.await, bystander.await) }));
+        });
+        let ((res, seg), (other_res, _)) = rx
+            .recv_timeout(Duration::from_secs(10))
+            .unwrap_or_else(|_| panic!("{mode:?}: the deadline never ended the wait"));
+        let err = res.unwrap_err();
+        println!("{mode:?}: after {:?}: {err}", started.elapsed());
+        assert!(started.elapsed() >= Duration::from_millis(200));
+        assert!(
+            matches!(err, Error::ShutDown(safeverbs::Shutdown::DeadlineExpired)),
+            "{err}"
+        );
+        assert_eq!(seg.read(), [9u8; 64], "the buffer came back untouched");
+        let other_err = other_res.unwrap_err();
+        assert!(
+            matches!(
+                other_err,
+                Error::ShutDown(safeverbs::Shutdown::DeadlineExpired)
+            ),
+            "every request of the queue pair names the cause: {other_err}"
+        );
+    }
+}
+
+#[test]
+fn a_future_polled_after_ready_fails_loudly_in_debug_builds() {
+    let Some(dev) = device() else { return };
+    let p = pair::<Rc>(&dev, 8);
+    let buf = p.pd.register([0u8; 64], Access::local()).unwrap();
+    let mut post = Box::pin(p.a.recv(buf.read_write().unwrap()));
+    let (tx_res, tx_seg) = block_on(
+        p.b.send(
+            p.pd.register([1u8; 64], Access::local())
+                .unwrap()
+                .read_only()
+                .unwrap(),
+        ),
+    );
+    tx_res.unwrap();
+    drop(tx_seg);
+    let (res, seg) = block_on(post.as_mut());
+    res.unwrap();
+    assert_eq!(seg.read(), [1u8; 64]);
+    let again = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let waker = futures::task::noop_waker();
+        let _ = post
+            .as_mut()
+            .poll(&mut std::task::Context::from_waker(&waker));
+    }));
+    assert_eq!(
+        again.is_err(),
+        cfg!(debug_assertions),
+        "a second poll panics exactly in debug builds"
+    );
 }
