@@ -281,9 +281,10 @@ impl EventSource for &Channel {
 
     fn ack(&mut self, cq: NonNull<sys::ibv_cq>) {
         // SAFETY: `cq` is the queue of an event just taken from this
-        // channel. It is live: `ibv_destroy_cq` of a queue waits until every
-        // event taken for it is acknowledged, so it cannot complete before
-        // this call.
+        // channel, and the only queue attached to it is the `CqInner` that
+        // owns the channel, which the caller holds (`handle_events` runs on
+        // it). Even for another queue it would be live: `ibv_destroy_cq`
+        // waits until every event taken for its queue is acknowledged.
         unsafe { sys::ibv_ack_cq_events(cq.as_ptr(), 1) };
     }
 }
@@ -346,12 +347,33 @@ impl CompletionQueue {
     /// `None` while the driver runs, and always for a queue in
     /// [`CqMode::BusyPoll`]. After the driver stopped, the queue's futures
     /// poll it themselves: they still complete, but spin while they wait.
-    /// Create a new queue (in a runtime that lives long enough, for
-    /// [`CqMode::Tokio`]) to sleep again.
+    /// Create a new queue (for `CqMode::Tokio`, in a runtime that lives as
+    /// long as the queue) to sleep again.
+    ///
+    /// ```no_run
+    /// use safeverbs::{CqMode, Device, Error};
+    ///
+    /// # fn main() -> Result<(), Error> {
+    /// let cq = Device::open_default()?.create_cq_with(64, CqMode::Notifier)?;
+    /// match cq.driver_error() {
+    ///     None => {} // the notifier thread runs
+    ///     Some(Error::EventDriverStopped { mode, reason }) => {
+    ///         eprintln!("the {mode:?} driver stopped ({reason}); busy-polling now");
+    ///     }
+    ///     Some(other) => eprintln!("{other}"),
+    /// }
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn driver_error(&self) -> Option<Error> {
         self.inner.channel()?.driver().error()
     }
 }
+
+/// Why a tokio driver task was dropped without stopping itself.
+#[cfg(feature = "tokio")]
+const RUNTIME_GONE: &str =
+    "the tokio runtime it ran on shut down (keep the runtime alive as long as the queue)";
 
 /// The end of a driver, however it comes: it records why the driver
 /// stopped (unless its queue is gone) and wakes every waiting future.
@@ -392,11 +414,7 @@ impl Drop for Watch {
             End::Running if std::thread::panicking() => "it panicked".to_owned(),
             End::Running => match self.mode {
                 #[cfg(feature = "tokio")]
-                CqMode::Tokio => {
-                    "the tokio runtime it ran on shut down (keep the runtime alive as \
-                                  long as the completion queue)"
-                        .to_owned()
-                }
+                CqMode::Tokio => RUNTIME_GONE.to_owned(),
                 _ => "it ended".to_owned(),
             },
         };
@@ -411,10 +429,11 @@ impl Drop for Watch {
 /// Records that the driver of `cq` stopped (logged once), then wakes every
 /// future waiting on `cq`: from now on they poll the queue themselves.
 ///
-/// No wake-up is lost: a future stores its waker in its slot before it
-/// looks at `state` (`CqInner::poll_request` then `busy_poll`), and this
-/// marks `state` before it collects the wakers under the same lock. Either
-/// the waker is collected here, or the future sees the mark.
+/// No wake-up is lost: a future stores its waker in its slot, under the
+/// slot table's lock, before it looks at `state` (`CqInner::poll_request`,
+/// then `busy_poll`); this marks `state` before it collects the wakers
+/// under that lock. Either the waker is collected here, or the future's
+/// later look sees the mark.
 fn stopped(cq: &CqInner, state: &DriverState, mode: CqMode, reason: String) {
     if state.stopped.set(Stopped { mode, reason }).is_ok() {
         if let Some(e) = state.error() {
