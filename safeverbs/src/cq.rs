@@ -211,10 +211,15 @@ impl CqInner {
         &self.device
     }
 
-    /// True when pending futures must ask to be polled again (no driver
-    /// will wake them).
+    /// True when pending futures must ask to be polled again: no driver
+    /// will wake them (busy-poll mode, or an event driver that stopped).
     pub(crate) fn busy_poll(&self) -> bool {
-        self.channel.is_none()
+        self.channel.as_ref().is_none_or(|c| c.driver().stopped())
+    }
+
+    /// The completion channel, in event mode.
+    pub(crate) fn channel(&self) -> Option<&Channel> {
+        self.channel.as_ref()
     }
 
     /// The completion of request `id` with its resources, or `Pending`.

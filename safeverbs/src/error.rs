@@ -7,6 +7,7 @@ use std::io;
 
 use crate::completion::WcStatus;
 use crate::endpoint::{DecodeError, TransportKind};
+use crate::events::CqMode;
 use crate::interval::Conflict;
 
 /// What a SafeVerbs call can fail with.
@@ -148,6 +149,33 @@ pub enum Error {
     /// flushed.
     #[error("the queue pair was shut down: {0}; every request outstanding on it was flushed")]
     ShutDown(Shutdown),
+    /// The event driver of a completion queue stopped while the queue
+    /// lives. The queue's futures now poll it themselves, as in
+    /// `CqMode::BusyPoll`. See `CompletionQueue::driver_error`.
+    #[error(
+        "the event driver of a completion queue in CqMode::{mode:?} stopped: {reason}; its \
+         futures now poll the queue themselves (they still complete, but spin while they \
+         wait); create a new completion queue to sleep again"
+    )]
+    EventDriverStopped {
+        /// The driver's mode.
+        mode: CqMode,
+        /// Why it stopped.
+        reason: String,
+    },
+    /// `CqMode::Tokio` was asked for outside a tokio runtime.
+    #[error(
+        "CqMode::Tokio needs a tokio runtime: create the completion queue inside one (in \
+         `Runtime::block_on`, a task, or after `Runtime::enter`), or use CqMode::Notifier"
+    )]
+    NoTokioRuntime,
+    /// `CqMode::Tokio` was asked for on a tokio runtime without its IO
+    /// driver.
+    #[error(
+        "CqMode::Tokio needs a tokio runtime with IO enabled: build the runtime with \
+         `enable_io()` (or `enable_all()`), or use CqMode::Notifier"
+    )]
+    TokioIoDisabled,
 }
 
 /// Why SafeVerbs moved a queue pair to the error state (see

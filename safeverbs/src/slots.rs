@@ -246,6 +246,18 @@ impl<R, C> SlotTable<R, C> {
         }
     }
 
+    /// Clones of the wakers of every request still waiting for its
+    /// completion (to wake them all when the event driver stops).
+    pub fn wakers(&self) -> Vec<Waker> {
+        self.slots
+            .iter()
+            .filter_map(|s| match &s.state {
+                State::Posted { waker, .. } => waker.clone(),
+                _ => None,
+            })
+            .collect()
+    }
+
     /// The future waiting on `id` is gone. Returns resources to drop (after
     /// releasing the lock) when the request had already completed.
     pub fn abandon(&mut self, id: WrId) -> Option<R> {
