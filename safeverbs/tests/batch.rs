@@ -152,8 +152,10 @@ fn a_riders_resources_are_released_outside_the_completion_queues_locks() {
             4096,
             Access::local(),
             move || {
-                // Uses the queue whose reaping released the region.
+                // Uses the queue whose reaping released the region (both
+                // calls take its locks).
                 let polled = hook_cq.poll();
+                let _ = hook_cq.in_flight();
                 let _ = released_tx.send(polled.is_ok());
             },
         )

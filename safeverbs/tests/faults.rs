@@ -460,7 +460,7 @@ fn default_retry_counts_give_up_on_a_silent_or_gone_peer() {
     let started = Instant::now();
     let (res, seg) = block_on(
         p.a.send(msg.read_only().unwrap())
-            .timeout(Duration::from_secs(30)),
+            .timeout(Duration::from_secs(10)),
     );
     let err = res.unwrap_err();
     println!("silent peer: after {:?}: {err}", started.elapsed());
@@ -476,7 +476,7 @@ fn default_retry_counts_give_up_on_a_silent_or_gone_peer() {
     let started = Instant::now();
     let (res, _) = block_on(
         a.send(msg.read_only().unwrap())
-            .timeout(Duration::from_secs(30)),
+            .timeout(Duration::from_secs(10)),
     );
     let err = res.unwrap_err();
     println!("gone peer: after {:?}: {err}", started.elapsed());
