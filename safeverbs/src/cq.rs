@@ -387,7 +387,7 @@ impl CqInner {
     fn deliver(&self, wcs: &[sys::ibv_wc], released: &mut Vec<Resources>) {
         // Wakers are collected under the lock and woken after it: waking
         // may re-enter.
-        let mut wake: [Option<std::task::Waker>; POLL_BATCH] = Default::default();
+        let mut wake = WakeList(Default::default());
         {
             let mut slots = self.slots();
             for (i, wc) in wcs.iter().enumerate() {
@@ -401,7 +401,7 @@ impl CqInner {
                     rider = res.rider;
                 };
                 match slots.complete(WrId(wc.wr_id), completion, belongs, reaped) {
-                    Delivered::Wake(w) => wake[i] = w,
+                    Delivered::Wake(w) => wake.0[i] = w,
                     Delivered::Release(res) => released.push(res),
                     Delivered::Stale => {
                         self.stale.fetch_add(1, Ordering::Relaxed);
@@ -430,7 +430,17 @@ impl CqInner {
                 }
             }
         }
-        for w in wake.iter_mut().filter_map(Option::take) {
+        drop(wake);
+    }
+}
+
+/// Wakers to wake when dropped (after the slot table's lock is released).
+/// If one panics, the drop during unwinding still wakes the rest.
+struct WakeList([Option<std::task::Waker>; POLL_BATCH]);
+
+impl Drop for WakeList {
+    fn drop(&mut self) {
+        for w in self.0.iter_mut().filter_map(Option::take) {
             w.wake();
         }
     }

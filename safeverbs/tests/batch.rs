@@ -183,3 +183,63 @@ fn a_riders_resources_are_released_outside_the_completion_queues_locks() {
         .expect("the release hook never finished: it ran under a lock it needed");
     assert!(ok, "the hook could poll the completion queue");
 }
+
+/// Completions are delivered in the order the queue returns them, whoever
+/// reaps: a batch whose first write fails reports that failure, not the
+/// flush of the signaled write behind it, although two other threads reap
+/// the queue at the same time.
+#[test]
+fn a_failed_batch_reports_its_own_error_whoever_reaps() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    let Some(dev) = device() else { return };
+    let rounds = common::env_or("SAFEVERBS_REORDER_ROUNDS", 200);
+    let mut flushed_first = 0;
+    for round in 0..rounds {
+        let p = pair::<Rc>(&dev, 8);
+        let src = p.pd.register_zeroed::<u8>(128, Access::local()).unwrap();
+        let dst =
+            p.pd.register_zeroed::<u8>(128, Access::remote_write())
+                .unwrap();
+        let mut forged = dst.remote().encode();
+        forged[16] ^= 0x80; // another rkey
+        let forged = safeverbs::RemoteRegion::<[u8]>::decode(&forged).unwrap();
+        let stop = Arc::new(AtomicBool::new(false));
+        let pollers: Vec<_> = (0..2)
+            .map(|_| {
+                let (cq, stop) = (p.cq.clone(), stop.clone());
+                std::thread::spawn(move || {
+                    while !stop.load(Ordering::Relaxed) {
+                        let _ = cq.poll();
+                    }
+                })
+            })
+            .collect();
+        let segs = vec![src.bytes_ro(0..64).unwrap(), src.bytes_ro(64..128).unwrap()];
+        let remotes = [
+            forged.bytes(0..64).unwrap(),
+            dst.remote().bytes(64..128).unwrap(),
+        ];
+        let (res, back) = block_on(p.a.write_batch(segs, &remotes));
+        stop.store(true, Ordering::Relaxed);
+        for t in pollers {
+            t.join().unwrap();
+        }
+        assert_eq!(back.len(), 2);
+        match res {
+            Err(Error::Completion { status, .. })
+                if status == safeverbs::WcStatus::REM_ACCESS_ERR => {}
+            Err(e) if e.is_flush() => flushed_first += 1,
+            other => panic!("round {round}: {other:?}"),
+        }
+        assert_eq!(
+            p.cq.stale_completions(),
+            0,
+            "round {round}: a completion was dropped as stale"
+        );
+    }
+    assert_eq!(
+        flushed_first, 0,
+        "{flushed_first} of {rounds} batches reported the flush, not their error"
+    );
+}
