@@ -183,4 +183,3 @@ fn a_riders_resources_are_released_outside_the_completion_queues_locks() {
         .expect("the release hook never finished: it ran under a lock it needed");
     assert!(ok, "the hook could poll the completion queue");
 }
-
