@@ -471,6 +471,7 @@ fn default_retry_counts_give_up_on_a_silent_or_gone_peer() {
     drop(seg);
     // A peer whose queue pair is destroyed.
     let p = common::pair::<Rc>(&dev, 8);
+    let msg = p.pd.register([2u8; 64], Access::local()).unwrap();
     let common::Pair { a, b, .. } = p;
     drop(b); // nothing in flight: destroyed at once
     let started = Instant::now();
