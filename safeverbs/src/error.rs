@@ -137,6 +137,18 @@ pub enum Error {
     /// Waited too long.
     #[error("timed out after {0:?} waiting for {1}")]
     Timeout(std::time::Duration, &'static str),
+    /// Memory to register holds no whole element: nothing would be
+    /// registered, and `ibv_reg_mr` cannot register nothing.
+    #[error(
+        "cannot register {bytes} bytes as a region of {elem_size}-byte elements: they hold no \
+         whole element; register at least {} bytes", (*.elem_size).max(1)
+    )]
+    EmptyRegion {
+        /// Bytes the caller gave.
+        bytes: usize,
+        /// Size of one element.
+        elem_size: usize,
+    },
 }
 
 impl std::fmt::Debug for Error {
