@@ -54,16 +54,19 @@
 //!
 //! No check can be turned off or replaced, with or without `unsafe`: the
 //! `#[rdma(crate = ...)]` path below names where the library is, never
-//! what is checked. Whether the struct has padding is decided with `::core`
-//! alone (its `size_of` against the sum of its fields'), and a failure
-//! stops the build with `::core::panic!` even if the `assert_no_padding`
-//! found at that path, which only words the message, returns. The field
-//! types are checked against the same `RdmaPod` trait that the generated
-//! `unsafe impl` implements, whatever path names it: a path to some other
-//! trait certifies nothing for `safeverbs`. The derive assumes that
-//! `::core` is the real core library, as every derive does (so it needs
-//! edition 2018 or later).
-//!
+//! what is checked. Whether the struct has padding is decided with the
+//! core library alone (its `size_of` against the sum of its fields'),
+//! named through an `extern crate core` inside the generated block, so
+//! neither that path nor a crate that calls itself `core`
+//! (`extern crate self as core;`) changes it; and a failure stops the build
+//! with core's `panic!` even if the `assert_no_padding` found at the path,
+//! which only words the message, returns. The field types are checked
+//! against the same `RdmaPod` trait that the generated `unsafe impl`
+//! implements, whatever path names it: a path to some other trait
+//! certifies nothing for `safeverbs`. What the derive cannot see is the
+//! build itself: a Cargo dependency renamed to `core` replaces the core
+//! library for the whole crate.
+
 //! # What it generates
 //!
 //! Inside a `const _: () = { … }` block (so nothing leaks into your
