@@ -129,7 +129,7 @@ pub mod __private {
     /// is a compile error naming each gap and how to fill it.
     ///
     /// Soundness does not rest on it: the derive calls it only once it has
-    /// found padding itself (with `::core` alone), and panics after it
+    /// found padding itself (with the core library alone), and panics after it
     /// should it return, since `#[rdma(crate = ...)]` may point the call
     /// at a function of the user's.
     #[allow(clippy::panic)] // The panic is the compile error.
