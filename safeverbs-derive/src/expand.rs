@@ -248,15 +248,31 @@ fn pod_impl(names: &Names<'_>) -> TokenStream {
 
 /// A `const` that fails to evaluate, naming each gap, if the struct has
 /// padding.
+///
+/// Whether there is padding is decided here, with the real core library
+/// alone: the size of the struct against the sum of its fields' sizes (in
+/// a `#[repr(C)]` or `#[repr(transparent)]` struct fields do not overlap,
+/// so they are equal exactly when no byte is padding). Core is named
+/// through an `extern crate core` inside the block, not as `::core`, which
+/// a user can point at their own crate (`extern crate self as core;`).
+/// The user's `#[rdma(crate = ...)]` path is used only to *describe* the
+/// padding, by calling `assert_no_padding`, whose message names each gap;
+/// should that function return (a `__private` module the user wrote), the
+/// `panic!` after it still fails the build. So no path the user chooses
+/// can certify a padded struct.
 fn padding_check(names: &Names<'_>) -> TokenStream {
     let Names {
         input,
         private,
-        core,
         ident,
         ..
     } = names;
+    let core = quote!(__rdma_core);
     let name = ident.unraw().to_string();
+    let sizes = input.fields.iter().map(|field| {
+        let ty = field.ty;
+        quote!(#core::mem::size_of::<#ty>())
+    });
     let fields = input.fields.iter().map(|field| {
         let (fname, member, ty) = (&field.name, &field.member, field.ty);
         quote! {
@@ -268,12 +284,29 @@ fn padding_check(names: &Names<'_>) -> TokenStream {
         }
     });
     let size = quote!(#core::mem::size_of::<#ident>());
-    // The call is spanned on the struct's name, where a failure is
-    // reported; the paths inside keep the macro's own spans, so that
-    // lints such as `unused_qualifications` do not blame the user.
-    let check = respan(quote!(#private::assert_no_padding), ident.span());
+    let backstop = format!(
+        "`{name}` has padding (its size is not the sum of its fields' sizes), which would carry \
+         undefined bytes to the peer; reorder the fields by decreasing alignment or fill each \
+         gap with an explicit `_pad: [u8; N]` field (the `assert_no_padding` of the \
+         `#[rdma(crate = ...)]` path did not report it)"
+    );
+    // The item and the calls are spanned on the struct's name, where a
+    // failure is reported; the paths and expressions inside keep the
+    // macro's own spans, so that lints such as `unused_qualifications` do
+    // not blame the user.
+    let real_core = quote!(extern crate core as #core;);
+    let no_padding = quote!(#size == 0 #(+ #sizes)*);
+    let describe = respan(quote!(#private::assert_no_padding), ident.span());
+    let args = quote!(#name, #size, &[#(#fields),*]);
+    let panic = respan(quote!(#core::panic!), ident.span());
     quote_spanned! {ident.span()=>
-        const _: () = #check(#name, #size, &[#(#fields),*]);
+        const _: () = {
+            #real_core
+            if !(#no_padding) {
+                #describe(#args);
+                #panic("{}", #backstop);
+            }
+        };
     }
 }
 

@@ -52,6 +52,21 @@
 //!   `_pad: [u8; N]` field or reorder the fields by decreasing alignment.
 //! - No generic parameters, no enums, no unions.
 //!
+//! No check can be turned off or replaced, with or without `unsafe`: the
+//! `#[rdma(crate = ...)]` path below names where the library is, never
+//! what is checked. Whether the struct has padding is decided with the
+//! core library alone (its `size_of` against the sum of its fields'),
+//! named through an `extern crate core` inside the generated block, so
+//! neither that path nor a crate that calls itself `core`
+//! (`extern crate self as core;`) changes it; and a failure stops the build
+//! with core's `panic!` even if the `assert_no_padding` found at the path,
+//! which only words the message, returns. The field types are checked
+//! against the same `RdmaPod` trait that the generated `unsafe impl`
+//! implements, whatever path names it: a path to some other trait
+//! certifies nothing for `safeverbs`. What the derive cannot see is the
+//! build itself: a Cargo dependency renamed to `core` replaces the core
+//! library for the whole crate.
+
 //! # What it generates
 //!
 //! Inside a `const _: () = { … }` block (so nothing leaks into your
@@ -72,6 +87,28 @@
 //! be unaligned: its remote segment is usable as is, but making a local
 //! segment of it fails (segments are always aligned).
 //!
+//! ## What a private field does and does not hide
+//!
+//! Field privacy is about *names*, not bytes. A private field's member of
+//! `<Name>Fields` is private, so code outside the struct's module cannot
+//! name it through `fields()`: not as a local segment
+//! (`region.fields().secret`), and not as a target in the peer's region
+//! (`remote.fields().secret`, `connection.peer().fields().secret`). That is
+//! all it does. It does not hide or protect the field's bytes:
+//!
+//! - Locally, the owner of a region reaches every byte: the whole value
+//!   (`region.read_only()?.read()`, `read_write()`), any byte range
+//!   (`bytes_ro(..)`, `bytes_rw(..)`), and a reference when no peer can
+//!   write (`Segment::get`).
+//! - Remotely, an rkey grants the whole region with the rights it was
+//!   registered with. A peer can target the whole value
+//!   (`RemoteRegion::whole`, `RemoteRegion::bytes`, the `Exposed` that
+//!   `Connection::peer` returns), and a peer that does not use SafeVerbs
+//!   reaches any byte of the region directly.
+//!
+//! So keep what the peer must neither read nor write in a region you do not
+//! expose, not in a private field of one you do.
+//!
 //! The field layout and the impls other than `RdmaPod` carry where-clauses
 //! `for<'__rdma> FieldType: RdmaPod`. They always hold for a struct that
 //! compiles; they are there so that a field type that is not `RdmaPod` is
@@ -80,7 +117,10 @@
 //! # Attributes
 //!
 //! - `#[rdma(crate = "path")]`: where the `safeverbs` crate is, when it is
-//!   renamed or re-exported (default `::safeverbs`).
+//!   renamed or re-exported (default `::safeverbs`). It changes where the
+//!   generated code finds the library's items, not what is checked (see
+//!   above): a path to anything but `safeverbs` makes the derive fail to
+//!   compile or implement a trait that is not `safeverbs::RdmaPod`.
 //! - `#[rdma(fields = "Name")]`: the name of the field layout struct
 //!   (default: the struct's name followed by `Fields`).
 

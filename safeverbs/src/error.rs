@@ -176,6 +176,18 @@ pub enum Error {
          `enable_io()` (or `enable_all()`), or use CqMode::Notifier"
     )]
     TokioIoDisabled,
+    /// Memory to register holds no whole element: nothing would be
+    /// registered, and `ibv_reg_mr` cannot register nothing.
+    #[error(
+        "cannot register {bytes} bytes as a region of {elem_size}-byte elements: they hold no \
+         whole element; register at least {} bytes", (*.elem_size).max(1)
+    )]
+    EmptyRegion {
+        /// Bytes the caller gave.
+        bytes: usize,
+        /// Size of one element.
+        elem_size: usize,
+    },
 }
 
 /// Why SafeVerbs moved a queue pair to the error state (see

@@ -125,10 +125,15 @@ pub mod __private {
     pub use crate::pod::RdmaPod;
     pub use core;
 
-    /// The padding check of `#[derive(RdmaPod)]`, evaluated in a `const`:
-    /// unless the `fields` (name, offset, size, in declaration order) cover
-    /// all `size` bytes of `ty`, it panics, which is a compile error naming
-    /// each gap and how to fill it.
+    /// The message of the padding check of `#[derive(RdmaPod)]`, evaluated
+    /// in a `const`: unless the `fields` (name, offset, size, in
+    /// declaration order) cover all `size` bytes of `ty`, it panics, which
+    /// is a compile error naming each gap and how to fill it.
+    ///
+    /// Soundness does not rest on it: the derive calls it only once it has
+    /// found padding itself (with the core library alone), and panics after it
+    /// should it return, since `#[rdma(crate = ...)]` may point the call
+    /// at a function of the user's.
     #[allow(clippy::panic)] // The panic is the compile error.
     pub const fn assert_no_padding(ty: &str, size: usize, fields: &[(&str, usize, usize)]) {
         let mut covered = 0;

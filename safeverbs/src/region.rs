@@ -14,10 +14,11 @@ use crate::mode::{Mode, Ro, Rw};
 use crate::pd::{Access, PdInner, ProtectionDomain};
 use crate::pod::{RdmaBuf, RdmaPod};
 use crate::remote::RemoteRegion;
-use crate::segment::{RawSegment, Segment};
+use crate::segment::{shared, RawSegment, Segment};
 use crate::{Error, Result};
 
-/// Alignment of every region the library allocates (a page).
+/// The least alignment of a region the library allocates (a page); more
+/// when the type asks for more.
 const PAGE: usize = 4096;
 
 /// A typed memory region: memory the library allocated and registered with
@@ -28,6 +29,20 @@ const PAGE: usize = 4096;
 /// hands out under the overlap rules, so memory the NIC may touch is never
 /// visible as an ordinary reference at the same time. Dropping the region
 /// handle frees nothing while a segment (posted or not) is alive.
+///
+/// Memory the library allocates is aligned for `T` and to at least a page
+/// (4096 bytes): more when `T` asks for more (`#[repr(align(8192))]`).
+///
+/// # Field privacy is not access control
+///
+/// A private field of a derived `T` cannot be *named* outside its module
+/// (`region.fields()` has no public member for it), but its bytes are the
+/// region's: whoever holds the region reads and writes them through the
+/// whole value ([`read_only`](Self::read_only)) or a byte range
+/// ([`bytes_ro`](Self::bytes_ro), [`bytes_rw`](Self::bytes_rw)), and a
+/// peer given the rkey reaches every byte the region was registered with.
+/// See the derive's documentation ("What a private field does and does not
+/// hide").
 pub struct MemoryRegion<T: ?Sized> {
     pub(crate) inner: Arc<RegionInner>,
     _type: PhantomData<fn(&T)>,
@@ -96,10 +111,25 @@ impl<T: ?Sized + RdmaBuf> fmt::Debug for MemoryRegion<T> {
     }
 }
 
-/// Allocates `bytes` zeroed bytes, page-aligned.
-fn allocate(bytes: usize) -> Result<(NonNull<u8>, Layout)> {
-    let layout = Layout::from_size_align(bytes.max(1), PAGE)
-        .map_err(|_| Error::BadSelection(format!("a region of {bytes} bytes is too large")))?;
+/// The layout of a library-owned region of `count` values of `T`: their
+/// size (at least one byte, as the allocator requires), aligned for `T` and
+/// to at least a page.
+fn region_layout<T: RdmaPod>(count: usize) -> Result<Layout> {
+    let too_large = || {
+        Error::BadSelection(format!(
+            "a region of {count} × {} bytes is too large",
+            size_of::<T>()
+        ))
+    };
+    let bytes = count.checked_mul(size_of::<T>()).ok_or_else(too_large)?;
+    Layout::from_size_align(bytes.max(1), PAGE.max(align_of::<T>())).map_err(|_| too_large())
+}
+
+/// The one allocation of library-owned regions: zeroed memory for `count`
+/// values of `T`, laid out by [`region_layout`], with the number of bytes
+/// the values take.
+fn allocate<T: RdmaPod>(count: usize) -> Result<(NonNull<u8>, Layout, usize)> {
+    let layout = region_layout::<T>(count)?;
     // SAFETY: the layout has a non-zero size.
     let ptr = unsafe { alloc::alloc_zeroed(layout) };
     let ptr = NonNull::new(ptr).ok_or_else(|| Error::Verb {
@@ -107,57 +137,59 @@ fn allocate(bytes: usize) -> Result<(NonNull<u8>, Layout)> {
         source: std::io::Error::from_raw_os_error(libc::ENOMEM),
         hint: None,
     })?;
-    Ok((ptr, layout))
+    // `region_layout` computed `count * size_of::<T>()` without overflow.
+    Ok((ptr, layout, count * size_of::<T>()))
 }
 
 impl ProtectionDomain {
     /// Registers a new region holding `value`.
+    ///
+    /// The region is aligned for `T` and to at least a page, so a type
+    /// with `#[repr(align(N))]` above a page gets its alignment.
     pub fn register<T: RdmaPod>(&self, value: T, access: Access) -> Result<MemoryRegion<T>> {
-        let (ptr, layout) = allocate(size_of::<T>())?;
-        // SAFETY: fresh allocation of at least `size_of::<T>()` bytes,
-        // page-aligned (so aligned for `T`), not yet shared.
-        unsafe { ptr.as_ptr().cast::<T>().write(value) };
-        self.register_backing(ptr, size_of::<T>(), Backing::Owned(layout), access)
+        let (ptr, layout, bytes) = allocate::<T>(1)?;
+        // SAFETY: a fresh allocation of one `T`, aligned for it, that
+        // nothing else has seen: no segment, no registration yet.
+        unsafe { shared::write(ptr.as_ptr().cast::<T>(), &value) };
+        self.register_backing(ptr, bytes, Backing::Owned(layout), access)
     }
 
-    /// Registers a new region of `len` zeroed `T`s.
+    /// Registers a new region of `len` zeroed `T`s, aligned as in
+    /// [`register`](Self::register).
     pub fn register_zeroed<T: RdmaPod>(
         &self,
         len: usize,
         access: Access,
     ) -> Result<MemoryRegion<[T]>> {
-        let bytes = len.checked_mul(size_of::<T>()).ok_or_else(|| {
-            Error::BadSelection(format!(
-                "a region of {len} × {} bytes is too large",
-                size_of::<T>()
-            ))
-        })?;
-        let (ptr, layout) = allocate(bytes)?;
+        let (ptr, layout, bytes) = allocate::<T>(len)?;
         self.register_backing(ptr, bytes, Backing::Owned(layout), access)
     }
 
-    /// Registers a new region holding a copy of `values`.
+    /// Registers a new region holding a copy of `values`, aligned as in
+    /// [`register`](Self::register).
     pub fn register_slice<T: RdmaPod>(
         &self,
         values: &[T],
         access: Access,
     ) -> Result<MemoryRegion<[T]>> {
-        let region = self.register_zeroed::<T>(values.len(), access)?;
-        // SAFETY: the region is fresh: no segment exists and the NIC was
-        // given no work; it holds exactly `values.len()` elements.
-        unsafe {
-            std::ptr::copy_nonoverlapping(
-                values.as_ptr(),
-                region.inner.ptr.as_ptr().cast::<T>(),
-                values.len(),
-            )
-        };
-        Ok(region)
+        let (ptr, layout, bytes) = allocate::<T>(values.len())?;
+        // SAFETY: a fresh allocation of `values.len()` elements, aligned
+        // for `T`, that nothing else has seen: no segment, no registration
+        // yet.
+        unsafe { shared::copy_in(ptr.as_ptr().cast::<T>(), values) };
+        self.register_backing(ptr, bytes, Backing::Owned(layout), access)
     }
 
     /// Registers memory the caller brings (hugepages, a mapped file, …) as
-    /// a region of `bytes / size_of::<T>()` elements. `release` runs once
-    /// the region is deregistered and no segment of it is left.
+    /// a region of `bytes / size_of::<T>()` elements (a remainder shorter
+    /// than an element is left out). `release` runs once the region is
+    /// deregistered and no segment of it is left.
+    ///
+    /// Fails with [`Error::EmptyRegion`] when `bytes` holds no whole `T`
+    /// (in particular for 0 bytes): `ibv_reg_mr` cannot register nothing,
+    /// and registering a byte the caller did not give would let whoever
+    /// holds the rkey write it. On any error, `release` is dropped without
+    /// being called and the memory stays the caller's.
     ///
     /// # Safety
     /// `ptr` must be valid for reads and writes of `bytes` bytes, aligned
@@ -176,13 +208,8 @@ impl ProtectionDomain {
                 "external memory is not aligned for its type".into(),
             ));
         }
-        let bytes = bytes - bytes % size_of::<T>().max(1);
-        self.register_backing(
-            ptr,
-            bytes,
-            Backing::External(Some(Box::new(release))),
-            access,
-        )
+        let len = external_len::<T>(bytes)?;
+        self.register_backing(ptr, len, Backing::External(Some(Box::new(release))), access)
     }
 
     fn register_backing<T: ?Sized + RdmaBuf>(
@@ -192,15 +219,15 @@ impl ProtectionDomain {
         backing: Backing,
         access: Access,
     ) -> Result<MemoryRegion<T>> {
-        // SAFETY: the PD is alive (we hold it); `ptr` is valid for `len`
-        // bytes (owned allocation, or the caller's contract).
+        // `ibv_reg_mr` needs at least one byte. An owned allocation has at
+        // least one (`region_layout`), even for no elements; external
+        // memory of no whole element never gets here (`external_len`).
+        let reg_len = len.max(1);
+        // SAFETY: the PD is alive (we hold it); `ptr` is valid for
+        // `reg_len` bytes (the owned allocation, or the caller's contract
+        // with `len >= 1`).
         let mr = unsafe {
-            sys::ibv_reg_mr(
-                self.inner.pd,
-                ptr.as_ptr().cast(),
-                len.max(1),
-                access.0 as i32,
-            )
+            sys::ibv_reg_mr(self.inner.pd, ptr.as_ptr().cast(), reg_len, access.0 as i32)
         };
         let Some(mr) = NonNull::new(mr) else {
             let err = registration_error(len);
@@ -228,6 +255,19 @@ impl ProtectionDomain {
             _type: PhantomData,
         })
     }
+}
+
+/// How many of the caller's `bytes` an external region of `T`s covers: the
+/// whole elements, and never none.
+fn external_len<T: RdmaPod>(bytes: usize) -> Result<usize> {
+    let len = bytes - bytes % size_of::<T>().max(1);
+    if len == 0 {
+        return Err(Error::EmptyRegion {
+            bytes,
+            elem_size: size_of::<T>(),
+        });
+    }
+    Ok(len)
 }
 
 /// The error of a failed `ibv_reg_mr`, naming the memlock limit when that
@@ -295,6 +335,9 @@ impl<T: ?Sized + RdmaBuf> MemoryRegion<T> {
     }
 
     /// A read-only view of bytes `range` of the region.
+    ///
+    /// Any bytes, private fields of `T` included: privacy governs names,
+    /// not bytes (see [above](MemoryRegion#field-privacy-is-not-access-control)).
     pub fn bytes_ro(&self, range: Range<usize>) -> Result<Segment<[u8], Ro>> {
         carve(&self.inner, range)
     }
@@ -417,5 +460,93 @@ impl<T: RdmaPod> MemoryRegion<[T]> {
             self.inner.clone(),
             bytes,
         )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Aligned above a page, as `#[repr(C, align(8192))]` makes a type.
+    #[derive(Clone, Copy, PartialEq, Debug)]
+    #[repr(C, align(8192))]
+    struct AbovePage([u64; 1024]);
+
+    // SAFETY: `Copy`, one array of `u64` filling the whole 8192 bytes (no
+    // padding), every bit pattern valid, no pointers.
+    unsafe impl RdmaPod for AbovePage {
+        const FINGERPRINT: u64 = 1;
+    }
+
+    fn value(seed: u64) -> AbovePage {
+        let mut words = [0u64; 1024];
+        for (i, w) in words.iter_mut().enumerate() {
+            *w = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ i as u64;
+        }
+        AbovePage(words)
+    }
+
+    #[test]
+    fn regions_are_aligned_for_their_type_and_to_a_page() {
+        let layout = |align: usize, size: usize| Layout::from_size_align(size, align).ok();
+        assert_eq!(region_layout::<u8>(10).ok(), layout(PAGE, 10));
+        assert_eq!(region_layout::<u64>(0).ok(), layout(PAGE, 1));
+        assert_eq!(region_layout::<AbovePage>(1).ok(), layout(8192, 8192));
+        assert_eq!(region_layout::<AbovePage>(3).ok(), layout(8192, 3 * 8192));
+        assert!(matches!(
+            region_layout::<AbovePage>(usize::MAX / 2),
+            Err(Error::BadSelection(_))
+        ));
+    }
+
+    /// The allocation itself, with the value written and read back as
+    /// `register` and `register_slice` do (no registration: runs on the
+    /// host and under Miri, which checks the alignment of every access).
+    #[test]
+    fn allocations_above_a_page_hold_their_values() {
+        let values = [value(1), value(2), value(3)];
+        let (ptr, layout, bytes) = allocate::<AbovePage>(values.len()).expect("allocate");
+        assert_eq!(
+            ptr.as_ptr() as usize % 8192,
+            0,
+            "{ptr:p} is not 8192-aligned"
+        );
+        assert_eq!((bytes, layout.size()), (3 * 8192, 3 * 8192));
+        let base = ptr.as_ptr().cast::<AbovePage>();
+        // SAFETY: a fresh allocation of three `AbovePage`s, aligned for
+        // them (asserted above), that nothing else has seen.
+        unsafe {
+            assert_eq!(shared::read(base.add(1)), AbovePage([0; 1024]));
+            shared::copy_in(base, &values);
+            assert_eq!(shared::read(base.add(2)), values[2]);
+            shared::write(base, &value(9));
+            assert_eq!(shared::read(base), value(9));
+            alloc::dealloc(ptr.as_ptr(), layout);
+        }
+    }
+
+    #[test]
+    fn external_memory_of_no_whole_element_is_refused() {
+        for (bytes, elem_size) in [(0, 1), (0, 4), (3, 4), (8191, 8192)] {
+            let got = match elem_size {
+                1 => external_len::<u8>(bytes),
+                4 => external_len::<u32>(bytes),
+                _ => external_len::<AbovePage>(bytes),
+            };
+            assert!(
+                matches!(got, Err(Error::EmptyRegion { bytes: b, elem_size: e }) if b == bytes && e == elem_size),
+                "{bytes} bytes of {elem_size}-byte elements: {got:?}"
+            );
+        }
+        assert_eq!(external_len::<u8>(1).ok(), Some(1));
+        assert_eq!(external_len::<u32>(9).ok(), Some(8));
+        let msg = external_len::<u32>(0).err().map(|e| e.to_string());
+        assert_eq!(
+            msg.as_deref(),
+            Some(
+                "cannot register 0 bytes as a region of 4-byte elements: they hold no whole \
+                 element; register at least 4 bytes"
+            )
+        );
     }
 }

@@ -3,7 +3,6 @@
 use std::fmt;
 use std::marker::PhantomData;
 use std::ops::Range;
-use std::sync::atomic::{fence, Ordering};
 use std::sync::Arc;
 
 use crate::interval::Access as Sharing;
@@ -11,6 +10,8 @@ use crate::mode::{Mode, Writable};
 use crate::pod::{RdmaBuf, RdmaPod};
 use crate::region::RegionInner;
 use crate::{Error, Result};
+
+pub(crate) mod shared;
 
 /// The untyped part of a segment: which bytes of which region, and the
 /// overlap-map entry it holds. This is what a posted work request keeps in
@@ -146,14 +147,15 @@ impl<T: ?Sized + RdmaBuf, M: Mode> Segment<T, M> {
 }
 
 impl<T: RdmaPod, M: Mode> Segment<T, M> {
-    /// A copy of the value. Safe even while a peer writes the memory: every
-    /// bit pattern is a valid `T`, and the copy is taken with volatile reads.
+    /// A copy of the value. Safe even while a peer writes the memory: the
+    /// copy is taken with volatile reads, and whatever mix of old and new
+    /// bytes it sees is a valid `T`.
     pub fn read(&self) -> T {
-        fence(Ordering::Acquire);
-        // SAFETY: in bounds and aligned for `T` (checked when carved); the
-        // region is alive (we hold its `Arc`). A concurrent remote write can
-        // at worst tear the value, and every bit pattern is a valid `T`.
-        unsafe { self.ptr().read_volatile() }
+        // SAFETY: in bounds and aligned for `T` (checked when carved), in a
+        // live region (we hold its `Arc`); reading while other holders read
+        // is allowed by `shared`'s contract, and nothing in the program
+        // writes these bytes while this segment lives (the segment rules).
+        unsafe { shared::read(self.ptr()) }
     }
 }
 
@@ -177,14 +179,9 @@ impl<E: RdmaPod, M: Mode> Segment<[E], M> {
                 len: self.len(),
             });
         }
-        fence(Ordering::Acquire);
-        // SAFETY: source in bounds for `len()` elements (checked when
-        // carved); `out` is a distinct Rust buffer of the same length, so
-        // the ranges do not overlap. A concurrent remote write can at worst
-        // mix old and new bytes, which are all valid `E`s.
-        unsafe {
-            std::ptr::copy_nonoverlapping(self.raw.ptr().cast::<E>(), out.as_mut_ptr(), out.len())
-        };
+        // SAFETY: `len()` elements in bounds and aligned (checked when
+        // carved), in a live region; read as in `read`.
+        unsafe { shared::copy_out(self.raw.ptr().cast::<E>(), out) };
         Ok(())
     }
 
@@ -219,11 +216,11 @@ impl<T: RdmaPod, M: Mode> Segment<T, M> {
     where
         M: Writable,
     {
-        // SAFETY: in bounds and aligned (checked when carved); no other
-        // live segment overlaps this one and it is not posted. A peer with
-        // remote-write rights may race with us; any mix is a valid `T`.
-        unsafe { self.ptr().write_volatile(value) };
-        fence(Ordering::Release);
+        // SAFETY: in bounds and aligned (checked when carved), in a live
+        // region. Nothing else in the program reads or writes these bytes:
+        // no other live segment overlaps a read-write one, and this one is
+        // not posted (we hold it by `&mut`).
+        unsafe { shared::write(self.ptr(), &value) };
     }
 }
 
@@ -240,12 +237,9 @@ impl<E: RdmaPod, M: Mode> Segment<[E], M> {
                 len: self.len(),
             });
         }
-        // SAFETY: destination in bounds for `len()` elements; exclusive as
-        // in `write`; `src` is a distinct Rust buffer, so no overlap.
-        unsafe {
-            std::ptr::copy_nonoverlapping(src.as_ptr(), self.raw.ptr().cast::<E>(), src.len())
-        };
-        fence(Ordering::Release);
+        // SAFETY: `len()` elements in bounds and aligned, in a live region;
+        // exclusive as in `write`.
+        unsafe { shared::copy_in(self.raw.ptr().cast::<E>(), src) };
         Ok(())
     }
 
@@ -254,11 +248,8 @@ impl<E: RdmaPod, M: Mode> Segment<[E], M> {
     where
         M: Writable,
     {
-        let ptr = self.raw.ptr().cast::<E>();
-        for i in 0..self.len() {
-            // SAFETY: `i < len()`, in bounds; exclusive as in `write`.
-            unsafe { ptr.add(i).write_volatile(value) };
-        }
-        fence(Ordering::Release);
+        // SAFETY: `len()` elements in bounds and aligned, in a live region;
+        // exclusive as in `write`.
+        unsafe { shared::fill(self.raw.ptr().cast::<E>(), self.len(), value) };
     }
 }

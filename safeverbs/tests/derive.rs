@@ -231,6 +231,22 @@ mod no_prelude {
     pub(crate) struct Wrapped(pub(crate) Quiet);
 }
 
+/// The derive under strict lints: what it emits (the `extern crate core`
+/// and the qualified paths of the padding check included) is not blamed
+/// on the user.
+mod strict_lints {
+    #![deny(unused_qualifications, unused_extern_crates, rust_2018_idioms)]
+
+    #[derive(safeverbs::RdmaPod, Clone, Copy)]
+    #[repr(C, align(16))]
+    pub(crate) struct Strict {
+        pub(crate) a: u64,
+        pub(crate) b: [u8; 8],
+    }
+
+    pub(crate) const SIZE: usize = size_of::<Strict>();
+}
+
 /// `#[rdma(crate = "...")]` for a renamed dependency, and
 /// `#[rdma(fields = "...")]`; also a field type alias, a raw identifier
 /// and a field type named `P` (the layout's parameter is renamed).
@@ -272,6 +288,7 @@ fn derive_options_and_odd_fields() {
     assert_eq!(layout.r#type.addr(), 0x2000);
     assert_eq!(layout.p.fields().1.addr(), 0x2006);
 
+    assert_eq!(strict_lints::SIZE, 16);
     let quiet = decode::<no_prelude::Wrapped>(0x3000, 16);
     assert_eq!(quiet.fields().0.fields().b.addr(), 0x3008);
 }
