@@ -5,7 +5,8 @@
 //! never visible to safe code as an ordinary Rust reference at the same
 //! time.** From it follow the types:
 //!
-//! - [`MemoryRegion<T>`] owns its (page-aligned) memory and holds its
+//! - [`MemoryRegion<T>`] owns its memory (aligned to a page, or more if `T`
+//!   needs it) and holds its
 //!   protection domain alive; only [`RdmaPod`] types go in.
 //! - [`Segment<T, Ro|Rw>`](Segment) is a checked view of part of a region:
 //!   read-only segments may overlap, a read-write one overlaps nothing.
@@ -17,6 +18,10 @@
 //!   READ only on `Rc`.
 //! - Dropping a future frees nothing the NIC may still use: resources wait
 //!   in the completion queue's slot table until the completion is reaped.
+//!   Dropping a queue pair never waits: it moves the queue pair to ERR and
+//!   leaves the flushes to the completion queue.
+//! - Every wait has a bound: finite retry counts by default, and
+//!   [`Post::timeout`] for a deadline of your own.
 //!
 //! # A ping-pong, both sides
 //!
