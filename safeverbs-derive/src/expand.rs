@@ -369,12 +369,16 @@ fn has_fields_impl(names: &Names<'_>) -> TokenStream {
         checked,
         ..
     } = names;
+    // The token comes from the library's `fields()` methods, the only
+    // callers of `project_fields`: it is what lets this code, and nothing
+    // the user writes, project a field.
     let project = input.fields.iter().map(|field| {
         let (member, ty) = (&field.member, field.ty);
         quote! {
             #member: #private::Project::project::<#ty>(
                 base,
                 #core::mem::offset_of!(#ident, #member),
+                token,
             )
         }
     });
@@ -404,10 +408,13 @@ fn has_fields_impl(names: &Names<'_>) -> TokenStream {
             #checked
             for<'__rdma> #ident: #core::marker::Copy,
         {
-            type Fields<#param: #private::Project> = #fields_ident<#param>;
+            type Fields<#param: #private::Project<Value = Self>> = #fields_ident<#param>;
 
             #[inline]
-            fn project_fields<#param: #private::Project>(base: &#param) -> #fields_ident<#param> {
+            fn project_fields<#param: #private::Project<Value = Self>>(
+                base: &#param,
+                token: #private::FieldToken,
+            ) -> #fields_ident<#param> {
                 #fields_ident { #(#project,)* }
             }
         }

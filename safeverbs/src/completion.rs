@@ -74,6 +74,11 @@ impl WcStatus {
             Self::WR_FLUSH_ERR => " (the queue pair is in the error state)",
             Self::REM_ACCESS_ERR => " (remote address, length or rkey outside the peer's grant)",
             Self::LOC_LEN_ERR => " (the message is longer than the receive buffer)",
+            // rdma_rxe reports a message longer than the receive buffer so.
+            Self::LOC_QP_OP_ERR => {
+                " (on a receive: the message is longer than the receive buffer, as Soft-RoCE \
+                 reports it; otherwise a work request this queue pair cannot run)"
+            }
             Self::LOC_PROT_ERR => " (local buffer not registered on this protection domain)",
             _ => "",
         }
@@ -173,6 +178,30 @@ impl RawCompletion {
                 status: self.status,
                 vendor_err: self.vendor_err,
             })
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Error;
+
+    /// A message longer than the receive buffer is named whichever of the
+    /// two statuses the provider reports for it (rdma_rxe: LOC_QP_OP_ERR).
+    #[test]
+    fn receive_too_small_is_named_on_both_statuses() {
+        for status in [WcStatus::LOC_LEN_ERR, WcStatus::LOC_QP_OP_ERR] {
+            let text = Error::Completion {
+                status,
+                vendor_err: 0,
+            }
+            .to_string();
+            assert!(text.contains(status.name()), "{text}");
+            assert!(
+                text.contains("longer than the receive buffer"),
+                "{status}: {text}"
+            );
         }
     }
 }

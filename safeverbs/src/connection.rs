@@ -4,14 +4,19 @@
 //! [`Connection<D, Server>`](Connection) are its two typed ends.
 
 use std::fmt;
-use std::io::{self, Read, Write};
+use std::io;
 use std::marker::PhantomData;
+use std::net::TcpStream;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
 
 use crate::cq::CompletionQueue;
 use crate::endpoint::{Endpoint, TransportKind};
-use crate::exchange::exchange;
-use crate::fields::{HasFields, Project};
+use crate::exchange::{Deadline, EXCHANGE_TIMEOUT};
+use crate::fields::{FieldToken, HasFields, Project};
 use crate::fingerprint as fp;
+use crate::liveness::Watch;
 use crate::mode::{Mode, Rw, Writable};
 use crate::ops::Post;
 use crate::pd::{Access, ProtectionDomain};
@@ -131,21 +136,34 @@ impl Role for Server {
 /// peer: the only target [`Connection::write`] and [`Connection::read`]
 /// accept. Obtained from [`Connection::peer`], projected to fields by name
 /// with [`fields`](Exposed::fields); it cannot be made from a
-/// [`RemoteSegment`] or from bytes.
+/// [`RemoteSegment`], from bytes, or at an offset or type of the caller's
+/// choosing (only the field layout `#[derive(RdmaPod)]` generates can
+/// project it, and that keeps each field's visibility: see
+/// [`FieldToken`]).
 ///
-/// It carries the peer's address and rkey: it is meaningful on the
-/// connection that handed it out.
+/// It carries the peer's address and rkey, and belongs to the connection
+/// that handed it out: any other connection, even one of the same
+/// declaration, refuses it before posting ([`Error::WrongConnection`]).
 pub struct Exposed<D, E, T> {
     remote: RemoteSegment<T>,
+    /// The [`Connection::id`] of the connection that handed it out.
+    conn: u64,
     _end: PhantomData<fn() -> (D, E)>,
 }
 
 impl<D, E, T> Exposed<D, E, T> {
-    fn new(remote: RemoteSegment<T>) -> Self {
+    fn new(remote: RemoteSegment<T>, conn: u64) -> Self {
         Self {
             remote,
+            conn,
             _end: PhantomData,
         }
+    }
+
+    /// The [`id`](Connection::id) of the connection that handed it out,
+    /// the only one that accepts it.
+    pub fn connection_id(&self) -> u64 {
+        self.conn
     }
 
     /// Length in bytes.
@@ -170,6 +188,7 @@ impl<D, E, T> fmt::Debug for Exposed<D, E, T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Exposed")
             .field("connection", &std::any::type_name::<D>())
+            .field("id", &self.conn)
             .field("by", &std::any::type_name::<E>())
             .field("type", &std::any::type_name::<T>())
             .field("addr", &format_args!("{:#x}", self.remote.addr()))
@@ -179,17 +198,40 @@ impl<D, E, T> fmt::Debug for Exposed<D, E, T> {
 }
 
 impl<D, E, T: RdmaPod> Project for Exposed<D, E, T> {
+    type Value = T;
     type At<F: RdmaPod> = Exposed<D, E, F>;
-    fn project<F: RdmaPod>(&self, offset: usize) -> Exposed<D, E, F> {
-        Exposed::new(self.remote.project(offset))
+    fn project<F: RdmaPod>(&self, offset: usize, token: FieldToken) -> Exposed<D, E, F> {
+        Exposed::new(self.remote.project(offset, token), self.conn)
     }
 }
 
 impl<D, E, T: HasFields> Exposed<D, E, T> {
     /// The exposed value's fields by name, each an [`Exposed`] of the
-    /// field's type.
+    /// field's type, of the same connection.
     pub fn fields(&self) -> T::Fields<Exposed<D, E, T>> {
-        T::project_fields(self)
+        T::project_fields(self, FieldToken::new())
+    }
+}
+
+/// Every connection's [`id`](Connection::id): never 0, never reused in
+/// one process (2^64 connections would take centuries).
+static NEXT_CONNECTION_ID: AtomicU64 = AtomicU64::new(1);
+
+/// The error for a peer whose declaration fingerprint is `remote` where
+/// ours is `local`: naming a side that declares nothing as such.
+pub(crate) fn fingerprint_error(what: &'static str, local: u64, remote: u64) -> Error {
+    if local == 0 || remote == 0 {
+        Error::Undeclared {
+            what,
+            local,
+            remote,
+        }
+    } else {
+        Error::Fingerprint {
+            what,
+            local,
+            remote,
+        }
     }
 }
 
@@ -300,8 +342,14 @@ impl<D: Declaration, R: Role> ConnectionBuilder<D, R> {
 
     /// [`prepare`](Self::prepare), then [`connect`](Prepared::connect),
     /// for an end that posts no receive before connecting.
-    pub fn connect<S: Read + Write>(self, stream: &mut S) -> Result<Connection<D, R>> {
+    pub fn connect(self, stream: TcpStream) -> Result<Connection<D, R>> {
         self.prepare()?.connect(stream)
+    }
+
+    /// [`prepare`](Self::prepare), then
+    /// [`connect_within`](Prepared::connect_within).
+    pub fn connect_within(self, stream: TcpStream, timeout: Duration) -> Result<Connection<D, R>> {
+        self.prepare()?.connect_within(stream, timeout)
     }
 }
 
@@ -325,11 +373,11 @@ impl<D: Declaration, R: Role> fmt::Debug for Prepared<D, R> {
     }
 }
 
-/// The handshake frame after the endpoints: magic, version, role, the
-/// descriptor of the exposed region.
+/// The connection hello, after the endpoints: magic, version, role. The
+/// region descriptor follows once both ends have checked each other.
 const HELLO_MAGIC: [u8; 4] = *b"SVCN";
 const HELLO_VERSION: u8 = 1;
-const HELLO_LEN: usize = 4 + 1 + 1 + REMOTE_REGION_LEN;
+const HELLO_LEN: usize = 4 + 1 + 1;
 /// The last byte of the handshake: this end's queue pair is in RTS.
 const READY: u8 = b'R';
 
@@ -343,6 +391,147 @@ fn role_name(wire: u8) -> &'static str {
         w if w == Server::WIRE => Server::NAME,
         _ => "unknown role",
     }
+}
+
+/// What an end is, and so what it requires of its peer.
+#[derive(Debug, Clone, Copy)]
+struct Terms {
+    /// The declaration, as errors name it.
+    what: &'static str,
+    fingerprint: u64,
+    transport: TransportKind,
+    /// This end's role on the wire, and the peer's.
+    role: u8,
+    peer_role: u8,
+    /// `"client"` or `"server"`: the peer's role.
+    peer_name: &'static str,
+}
+
+impl Terms {
+    fn of<D: Declaration, R: Role>() -> Self {
+        Self {
+            what: D::WHAT,
+            fingerprint: D::FINGERPRINT,
+            transport: <D::Transport as Transport>::KIND,
+            role: R::WIRE,
+            peer_role: R::Peer::WIRE,
+            peer_name: R::Peer::NAME,
+        }
+    }
+}
+
+/// The handshake of a connection, step by step, under one deadline.
+///
+/// Nothing this end keeps for its peer (the address and rkey of the region
+/// it exposes) leaves before everything about the peer has been checked:
+/// its endpoint, declaration and transport, then the magic, version and
+/// role of its hello, each as soon as its bytes arrive.
+struct Handshake<'a> {
+    stream: Deadline<'a>,
+    terms: Terms,
+}
+
+impl Handshake<'_> {
+    /// Step 1: endpoints, sent and read; the peer's declaration and
+    /// transport checked.
+    fn endpoints(&mut self, local: &Endpoint) -> Result<Endpoint> {
+        let peer = self.stream.exchange(local)?;
+        let t = self.terms;
+        if peer.fingerprint != t.fingerprint {
+            return Err(fingerprint_error(t.what, t.fingerprint, peer.fingerprint));
+        }
+        if peer.transport != t.transport {
+            return Err(Error::TransportMismatch {
+                local: t.transport,
+                remote: peer.transport,
+            });
+        }
+        Ok(peer)
+    }
+
+    /// Step 2: hellos: magic, version and role, each checked as soon as it
+    /// arrives.
+    fn hellos(&mut self) -> Result<()> {
+        let t = self.terms;
+        let mut hello = [0; HELLO_LEN];
+        hello[..4].copy_from_slice(&HELLO_MAGIC);
+        hello[4] = HELLO_VERSION;
+        hello[5] = t.role;
+        self.stream
+            .send(&hello, "the peer took this end's connection hello")?;
+        let mut theirs = [0; HELLO_LEN];
+        let what = "the peer's connection hello";
+        for got in 1..=HELLO_LEN {
+            self.stream.receive(&mut theirs[got - 1..got], what)?;
+            let (seen, expected) = (&theirs[..got.min(4)], &HELLO_MAGIC[..got.min(4)]);
+            if seen != expected || (got > 4 && theirs[4] != HELLO_VERSION) {
+                return Err(protocol_error(format!(
+                    "the peer's connection handshake is not version {HELLO_VERSION} of \
+                     SafeVerbs' (got {:02x?}); is the peer a SafeVerbs program of a compatible \
+                     version?",
+                    &theirs[..got.min(5)]
+                )));
+            }
+        }
+        if theirs[5] != t.peer_role {
+            return Err(protocol_error(format!(
+                "the peer is the {} of {} too; one end must be the {}",
+                role_name(theirs[5]),
+                t.what,
+                t.peer_name
+            )));
+        }
+        Ok(())
+    }
+
+    /// Step 3: region descriptors, now that the peer is checked.
+    fn regions(&mut self, ours: [u8; REMOTE_REGION_LEN]) -> Result<[u8; REMOTE_REGION_LEN]> {
+        self.stream
+            .send(&ours, "the peer took this end's region descriptor")?;
+        let mut theirs = [0; REMOTE_REGION_LEN];
+        self.stream
+            .receive(&mut theirs, "the descriptor of the peer's region")?;
+        Ok(theirs)
+    }
+
+    /// Step 4, once this end's queue pair is in RTS: ready, both ways.
+    fn ready(&mut self) -> Result<()> {
+        self.stream
+            .send(&[READY], "the peer took this end's ready")?;
+        let mut ready = [0];
+        self.stream
+            .receive(&mut ready, "the peer's queue pair to be ready")?;
+        if ready[0] != READY {
+            return Err(protocol_error(format!(
+                "the peer's connection handshake ended with {:#04x}, not ready",
+                ready[0]
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// The whole handshake over `stream` within `timeout`: endpoints, hellos,
+/// region descriptors (`ours` sent), then `connect` with the peer's
+/// endpoint and region descriptor, then ready.
+fn handshake<Q>(
+    stream: &TcpStream,
+    timeout: Duration,
+    terms: Terms,
+    local: &Endpoint,
+    ours: [u8; REMOTE_REGION_LEN],
+    connect: impl FnOnce(&Endpoint, &[u8; REMOTE_REGION_LEN]) -> Result<Q>,
+) -> Result<(Q, Endpoint)> {
+    let mut handshake = Handshake {
+        stream: Deadline::new(stream, timeout)?,
+        terms,
+    };
+    let peer = handshake.endpoints(local)?;
+    handshake.hellos()?;
+    let theirs = handshake.regions(ours)?;
+    let connected = connect(&peer, &theirs)?;
+    handshake.ready()?;
+    Ok((connected, peer))
 }
 
 impl<D: Declaration, R: Role> Prepared<D, R> {
@@ -364,67 +553,57 @@ impl<D: Declaration, R: Role> Prepared<D, R> {
     }
 
     /// Runs the handshake with the peer over `stream` (see
-    /// [`connection!`](crate::connection!)) and connects. Fails with
-    /// [`Error::Fingerprint`] when the peer's declaration differs, and with
-    /// [`Error::Exchange`] when the peer plays the same role or the stream
-    /// fails. On failure the queue pair is destroyed, after its posted
-    /// receives are flushed.
-    pub fn connect<S: Read + Write>(self, stream: &mut S) -> Result<Connection<D, R>> {
-        let peer = exchange(stream, &self.qp.endpoint())?;
-        if peer.fingerprint != D::FINGERPRINT {
-            return Err(Error::Fingerprint {
-                what: D::WHAT,
-                local: D::FINGERPRINT,
-                remote: peer.fingerprint,
-            });
-        }
+    /// [`connection!`](crate::connection!)), within [`EXCHANGE_TIMEOUT`],
+    /// and connects.
+    ///
+    /// The connection keeps the stream: it is how each end learns that the
+    /// other is gone. When the peer's end of the stream closes (the peer
+    /// dropped its connection, exited or was killed), this end's queue pair
+    /// is shut down and every request waiting on it, receives included,
+    /// resolves with an error naming the cause; dropping the connection
+    /// closes the stream, which tells the peer the same. So the stream is
+    /// taken by value: nothing else may read from it or close it.
+    ///
+    /// Fails with [`Error::Fingerprint`] when the peer's declaration
+    /// differs, [`Error::TransportMismatch`] when its transport does, with
+    /// [`Error::Timeout`] when the handshake does not finish in time, and
+    /// with [`Error::Exchange`] when the peer plays the same role, is not a
+    /// SafeVerbs connection, or the stream fails. On failure the queue pair
+    /// is destroyed, after its posted receives are flushed.
+    pub fn connect(self, stream: TcpStream) -> Result<Connection<D, R>> {
+        self.connect_within(stream, EXCHANGE_TIMEOUT)
+    }
 
-        let mut hello = [0; HELLO_LEN];
-        hello[..4].copy_from_slice(&HELLO_MAGIC);
-        hello[4] = HELLO_VERSION;
-        hello[5] = R::WIRE;
-        hello[6..].copy_from_slice(&self.exposed.remote().encode());
-        stream.write_all(&hello).map_err(Error::Exchange)?;
-        stream.flush().map_err(Error::Exchange)?;
-        let mut theirs = [0; HELLO_LEN];
-        stream.read_exact(&mut theirs).map_err(Error::Exchange)?;
-        if theirs[..4] != HELLO_MAGIC || theirs[4] != HELLO_VERSION {
-            return Err(protocol_error(format!(
-                "the peer's connection handshake is not version {HELLO_VERSION} of SafeVerbs' \
-                 (got {:02x?})",
-                &theirs[..5]
-            )));
-        }
-        if theirs[5] != R::Peer::WIRE {
-            return Err(protocol_error(format!(
-                "the peer is the {} of {} too; one end must be the {}",
-                role_name(theirs[5]),
-                D::WHAT,
-                R::Peer::NAME
-            )));
-        }
-        let region = RemoteRegion::<R::PeerExposes<D>>::decode(&theirs[6..])?;
-
-        let qp = self.qp.connect(&peer)?;
-        stream.write_all(&[READY]).map_err(Error::Exchange)?;
-        stream.flush().map_err(Error::Exchange)?;
-        let mut ready = [0];
-        stream.read_exact(&mut ready).map_err(Error::Exchange)?;
-        if ready[0] != READY {
-            return Err(protocol_error(format!(
-                "the peer's connection handshake ended with {:#04x}, not ready",
-                ready[0]
-            )));
-        }
+    /// [`connect`](Self::connect), with `timeout` for the whole handshake.
+    pub fn connect_within(self, stream: TcpStream, timeout: Duration) -> Result<Connection<D, R>> {
+        let local = self.qp.endpoint();
+        let ours = self.exposed.remote().encode();
+        let qp = self.qp;
+        let ((qp, region), peer) = handshake(
+            &stream,
+            timeout,
+            Terms::of::<D, R>(),
+            &local,
+            ours,
+            |peer, theirs| {
+                let region = RemoteRegion::<R::PeerExposes<D>>::decode(theirs)?;
+                Ok((qp.connect(peer)?, region))
+            },
+        )?;
+        let id = NEXT_CONNECTION_ID.fetch_add(1, Ordering::Relaxed);
         tracing::debug!(
             connection = D::NAME,
+            id,
             role = R::NAME,
             qpn = qp.qp_num(),
             peer_qpn = peer.qpn,
             fingerprint = D::FINGERPRINT,
             "connected"
         );
+        let watch = Watch::start(stream, Arc::downgrade(&qp.inner), D::WHAT, id)?;
         Ok(Connection {
+            _watch: watch,
+            id,
             qp,
             exposed: self.exposed,
             peer: region.whole(),
@@ -442,6 +621,10 @@ impl<D: Declaration, R: Role> Prepared<D, R> {
 /// operation is the queue pair's own (segment moved in, handed back on
 /// completion), with the declaration's types.
 pub struct Connection<D: Declaration, R: Role> {
+    /// First, so that it is dropped first: the stream's end is then this
+    /// end's doing, not the peer's.
+    _watch: Watch,
+    id: u64,
     qp: QueuePair<D::Transport, Rts>,
     exposed: MemoryRegion<R::Exposes<D>>,
     peer: RemoteSegment<R::PeerExposes<D>>,
@@ -452,6 +635,7 @@ impl<D: Declaration, R: Role> fmt::Debug for Connection<D, R> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Connection")
             .field("connection", &D::NAME)
+            .field("id", &self.id)
             .field("role", &R::NAME)
             .field("queue_pair", &self.qp)
             .field("exposed", &self.exposed)
@@ -496,7 +680,10 @@ impl<D: Declaration, R: Role> Connection<D, R> {
         from: Segment<B, M>,
         to: Exposed<D, R::Peer, B>,
     ) -> Post<B, M> {
-        self.qp.write(from, to.remote)
+        match self.target(to) {
+            Ok(to) => self.qp.write(from, to),
+            Err(e) => Post::refused(e, from),
+        }
     }
 
     /// RDMA WRITE with immediate data: also consumes one of the peer's
@@ -507,7 +694,10 @@ impl<D: Declaration, R: Role> Connection<D, R> {
         to: Exposed<D, R::Peer, B>,
         imm: u32,
     ) -> Post<B, M> {
-        self.qp.write_with_imm(from, to.remote, imm)
+        match self.target(to) {
+            Ok(to) => self.qp.write_with_imm(from, to, imm),
+            Err(e) => Post::refused(e, from),
+        }
     }
 
     /// RDMA READ of `from`, a part of the region the peer exposes, into
@@ -521,14 +711,36 @@ impl<D: Declaration, R: Role> Connection<D, R> {
     where
         D::Transport: Reliable,
     {
-        self.qp.read(into, from.remote)
+        match self.target(from) {
+            Ok(from) => self.qp.read(into, from),
+            Err(e) => Post::refused(e, into),
+        }
     }
 
     /// The region the peer exposes to this end, as a whole: project it to
     /// its fields with `.fields()`, the targets of
     /// [`write`](Self::write) and [`read`](Self::read).
     pub fn peer(&self) -> Exposed<D, R::Peer, R::PeerExposes<D>> {
-        Exposed::new(self.peer)
+        Exposed::new(self.peer, self.id)
+    }
+
+    /// This connection's number: unique in the process, carried by every
+    /// [`Exposed`] target it hands out.
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// The peer's memory `to` names, if this connection handed it out.
+    fn target<B>(&self, to: Exposed<D, R::Peer, B>) -> Result<RemoteSegment<B>> {
+        if to.conn == self.id {
+            Ok(to.remote)
+        } else {
+            Err(Error::WrongConnection {
+                what: D::WHAT,
+                target: to.conn,
+                this: self.id,
+            })
+        }
     }
 
     /// The region this end exposes to its peer: what the peer wrote is read
@@ -616,12 +828,31 @@ impl<D: Declaration, R: Role> Connection<D, R> {
 ///    refused with [`Error::Fingerprint`](crate::Error::Fingerprint), which
 ///    names both values and the declaration: "peer layout fingerprint 0x…
 ///    differs from local 0x… for connection `Kv`".
-/// 2. Each end sends its role and the descriptor of the region it exposes
-///    ([`RemoteRegion`](crate::RemoteRegion)). Two clients, or two servers,
-///    are refused.
-/// 3. The queue pair goes to RTS, and each end tells the other it is ready.
+/// 2. Each end sends its hello: magic, version and role. Two clients, or
+///    two servers, are refused; so is a peer whose endpoint is of another
+///    transport.
+/// 3. Only then, each end sends the descriptor of the region it exposes
+///    ([`RemoteRegion`](crate::RemoteRegion)): a peer refused above never
+///    learns its address or rkey.
+/// 4. The queue pair goes to RTS, and each end tells the other it is ready.
 ///    When `connect` returns, the peer's queue pair is connected too, and the
 ///    receives it posted before are in place.
+///
+/// The whole handshake has one deadline
+/// ([`EXCHANGE_TIMEOUT`](crate::EXCHANGE_TIMEOUT), or the one given to
+/// [`connect_within`](crate::Prepared::connect_within)), and each check is
+/// made as soon as the bytes it needs arrive.
+///
+/// # Liveness
+///
+/// The connection keeps the TCP stream: when the peer's end of it closes
+/// (the peer dropped its connection, or its process died), this end's queue
+/// pair is shut down, and every request outstanding on it, receives
+/// included, resolves with
+/// [`Error::ShutDown`](crate::Error::ShutDown)`(`[`Shutdown::PeerClosed`](crate::Shutdown::PeerClosed)`)`:
+/// "the peer closed the connection". Dropping a connection sends a goodbye
+/// byte and closes the stream, so its peer learns the same; one that ends
+/// without the goodbye (a killed process) is also logged as a warning.
 ///
 /// # The fingerprint
 ///
@@ -651,7 +882,7 @@ impl<D: Declaration, R: Role> Connection<D, R> {
 ///     let requests = pd.register(Request::zeroed(), Access::local())?;
 ///     let request = end.recv(requests.read_write()?);
 ///     let listener = TcpListener::bind("0.0.0.0:7472")?;
-///     let conn = end.connect(&mut tcp_accept(&listener)?)?;
+///     let conn = end.connect(tcp_accept(&listener)?)?;
 ///
 ///     let (done, request) = request.await;
 ///     done?;
@@ -672,7 +903,7 @@ impl<D: Declaration, R: Role> Connection<D, R> {
 ///     let end = Kv::client(&pd).cq(&cq).prepare()?;
 ///     let responses = pd.register(Response::zeroed(), Access::local())?;
 ///     let response = end.recv(responses.read_write()?);
-///     let conn = end.connect(&mut tcp_connect("127.0.0.1:7472")?)?;
+///     let conn = end.connect(tcp_connect("127.0.0.1:7472")?)?;
 ///
 ///     let request = pd.register(Request { seq: 1, key: [1; 32] }, Access::local())?;
 ///     let (done, _request) = conn.send(request.read_only()?).await;
@@ -841,6 +1072,212 @@ mod tests {
         assert_eq!(a::Kv::NAME, "Kv");
     }
 
+    mod handshake {
+        use super::super::*;
+        use crate::endpoint::ENCODED_LEN;
+        use std::io::{Read, Write};
+        use std::net::TcpListener;
+        use std::thread;
+        use std::time::Instant;
+
+        use super::a::Kv;
+
+        fn endpoint(fingerprint: u64, transport: TransportKind) -> Endpoint {
+            Endpoint {
+                transport,
+                qpn: 0x1234,
+                psn: 0x42,
+                lid: 0,
+                gid: [0xfe; 16],
+                mtu: 1024,
+                port: 1,
+                fingerprint,
+            }
+        }
+
+        fn hello(role: u8) -> [u8; HELLO_LEN] {
+            let mut h = [0; HELLO_LEN];
+            h[..4].copy_from_slice(&HELLO_MAGIC);
+            h[4] = HELLO_VERSION;
+            h[5] = role;
+            h
+        }
+
+        const REGION: [u8; REMOTE_REGION_LEN] = [0x5a; REMOTE_REGION_LEN];
+
+        /// This end (the server of `Kv`) runs the real handshake against a
+        /// fake client, `peer`, over TCP on loopback. Returns this end's
+        /// result, how long it took, and every byte the fake client
+        /// received until this end closed the stream.
+        fn against(
+            timeout: Duration,
+            peer: impl FnOnce(&TcpStream) + Send + 'static,
+        ) -> (Result<((), Endpoint)>, Duration, Vec<u8>) {
+            let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+            let addr = listener.local_addr().unwrap();
+            let fake = thread::spawn(move || {
+                let stream = TcpStream::connect(addr).unwrap();
+                peer(&stream);
+                let mut got = Vec::new();
+                stream
+                    .set_read_timeout(Some(Duration::from_secs(20)))
+                    .unwrap();
+                let _ = (&stream).read_to_end(&mut got);
+                got
+            });
+            let (stream, _) = listener.accept().unwrap();
+            let start = Instant::now();
+            let result = handshake(
+                &stream,
+                timeout,
+                Terms::of::<Kv, Server>(),
+                &endpoint(Kv::FINGERPRINT, TransportKind::Rc),
+                REGION,
+                |_, _| Ok(()),
+            );
+            let took = start.elapsed();
+            drop(stream);
+            (result, took, fake.join().unwrap())
+        }
+
+        /// What a fake client that checks out sends, up to `upto` bytes.
+        fn good_client(upto: usize) -> Vec<u8> {
+            let mut all = endpoint(Kv::FINGERPRINT, TransportKind::Rc)
+                .encode()
+                .to_vec();
+            all.extend_from_slice(&hello(Client::WIRE));
+            all.extend_from_slice(&[0; REMOTE_REGION_LEN]);
+            all.push(READY);
+            all.truncate(upto);
+            all
+        }
+
+        #[test]
+        fn a_good_peer_gets_the_region_and_connects() {
+            let (result, _, got) = against(Duration::from_secs(20), |s| {
+                let mut s = s;
+                s.write_all(&good_client(usize::MAX)).unwrap();
+            });
+            let ((), peer) = result.unwrap();
+            assert_eq!(peer.qpn, 0x1234);
+            assert_eq!(got.len(), ENCODED_LEN + HELLO_LEN + REMOTE_REGION_LEN + 1);
+            assert_eq!(got[ENCODED_LEN..][..HELLO_LEN], hello(Server::WIRE));
+            assert_eq!(got[ENCODED_LEN + HELLO_LEN..][..REMOTE_REGION_LEN], REGION);
+        }
+
+        /// Rule: nothing about this end's region leaves before everything
+        /// about the peer is checked.
+        #[test]
+        fn handshake_discloses_the_region_only_to_a_checked_peer() {
+            let wrong_transport = endpoint(Kv::FINGERPRINT, TransportKind::Uc).encode();
+            let wrong_fingerprint = endpoint(Kv::FINGERPRINT ^ 1, TransportKind::Rc).encode();
+            let mut same_role = good_client(ENCODED_LEN);
+            same_role.extend_from_slice(&hello(Server::WIRE));
+            let cases: [(Vec<u8>, usize, &str); 3] = [
+                (wrong_transport.to_vec(), ENCODED_LEN, "UC queue pair"),
+                (wrong_fingerprint.to_vec(), ENCODED_LEN, "fingerprint"),
+                (
+                    same_role,
+                    ENCODED_LEN + HELLO_LEN,
+                    "server of connection `Kv` too",
+                ),
+            ];
+            for (sent, disclosed, message) in cases {
+                let (result, _, got) = against(Duration::from_secs(20), move |s| {
+                    let mut s = s;
+                    s.write_all(&sent).unwrap();
+                });
+                let err = result.unwrap_err();
+                assert!(err.to_string().contains(message), "{err}");
+                assert_eq!(got.len(), disclosed, "bytes sent to a refused peer ({err})");
+                assert!(!got.windows(4).any(|w| w == [0x5a; 4]), "the region leaked");
+            }
+        }
+
+        /// Rule: a peer that is not a SafeVerbs connection is named as
+        /// such at the first byte that shows it, not after a timeout.
+        #[test]
+        fn a_foreign_hello_is_refused_at_its_first_wrong_byte() {
+            for bad in [&b"X"[..], b"SVC!", b"SVCN\x09"] {
+                let bad = bad.to_vec();
+                let (result, took, _) = against(Duration::from_secs(20), move |s| {
+                    let mut s = s;
+                    let mut sent = good_client(ENCODED_LEN);
+                    sent.extend_from_slice(&bad);
+                    s.write_all(&sent).unwrap();
+                    // Then silence, with the stream open.
+                    thread::sleep(Duration::from_secs(3));
+                });
+                let err = result.unwrap_err();
+                assert!(took < Duration::from_secs(2), "took {took:?}: {err}");
+                assert!(err.to_string().contains("not version 1"), "{err}");
+            }
+        }
+
+        /// Rule: one deadline bounds the whole handshake, however the peer
+        /// spaces its bytes; its passing is `Error::Timeout`, naming the
+        /// step.
+        #[test]
+        fn the_whole_handshake_has_one_deadline() {
+            let (result, took, _) = against(Duration::from_millis(600), |s| {
+                for b in good_client(usize::MAX) {
+                    let mut s = s;
+                    if s.write_all(&[b]).is_err() {
+                        return;
+                    }
+                    thread::sleep(Duration::from_millis(50));
+                }
+            });
+            let err = result.unwrap_err();
+            assert!(took < Duration::from_secs(3), "took {took:?}");
+            assert!(
+                matches!(err, Error::Timeout(d, _) if d == Duration::from_millis(600)),
+                "{err}"
+            );
+            assert!(err
+                .to_string()
+                .starts_with("timed out after 600ms waiting for the peer's"));
+        }
+
+        #[test]
+        fn a_silent_peer_is_a_timeout_not_eagain() {
+            let (result, _, _) = against(Duration::from_millis(300), |_| {
+                thread::sleep(Duration::from_secs(1));
+            });
+            let err = result.unwrap_err();
+            assert_eq!(
+                err.to_string(),
+                "timed out after 300ms waiting for the peer's endpoint"
+            );
+        }
+
+        #[test]
+        fn a_peer_that_declares_nothing_is_named_as_such() {
+            let (result, _, _) = against(Duration::from_secs(20), |s| {
+                let mut s = s;
+                s.write_all(&endpoint(0, TransportKind::Rc).encode())
+                    .unwrap();
+            });
+            let err = result.unwrap_err();
+            let text = err.to_string();
+            assert!(matches!(err, Error::Undeclared { remote: 0, .. }), "{text}");
+            assert!(text.contains("declares no layout"), "{text}");
+            assert!(text.contains("connection `Kv`"), "{text}");
+            assert!(!text.contains("nothing declared"), "{text}");
+        }
+
+        #[test]
+        fn a_peer_that_leaves_midway_is_named() {
+            let (result, _, _) = against(Duration::from_secs(20), |s| {
+                let mut s = s;
+                s.write_all(&good_client(ENCODED_LEN + 2)).unwrap();
+                s.shutdown(std::net::Shutdown::Write).unwrap();
+            });
+            let text = result.unwrap_err().to_string();
+            assert!(text.contains("the peer closed the connection"), "{text}");
+        }
+    }
+
     #[test]
     fn exposed_fields_stay_inside_the_peer_region() {
         let mut wire = [0u8; REMOTE_REGION_LEN];
@@ -848,7 +1285,7 @@ mod tests {
         wire[8..16].copy_from_slice(&8u64.to_be_bytes());
         wire[16..].copy_from_slice(&7u32.to_be_bytes());
         let region = RemoteRegion::<Mailbox>::decode(&wire).expect("decode");
-        let whole: Exposed<a::Kv, Server, Mailbox> = Exposed::new(region.whole());
+        let whole: Exposed<a::Kv, Server, Mailbox> = Exposed::new(region.whole(), 9);
         let last_seen: Exposed<a::Kv, Server, u64> = whole.fields().last_seen;
         assert_eq!((last_seen.addr(), last_seen.len_bytes()), (0x4000, 8));
         assert!(format!("{last_seen:?}").contains("Server"));

@@ -16,7 +16,7 @@
 //! |      9 |    4 | qpn           | queue pair number, 24 bits; 0 and 1 rejected for RC and UC   |
 //! |     13 |    4 | psn           | starting packet sequence number, 24 bits                     |
 //! |     17 |    2 | lid           | local identifier                                             |
-//! |     19 |   16 | gid           | global identifier, as raw bytes                              |
+//! |     19 |   16 | gid           | global identifier, raw bytes; all zero only with a lid ≠ 0   |
 //! |     35 |    4 | mtu           | active path MTU in bytes: 256, 512, 1024, 2048 or 4096       |
 //! |     39 |    8 | fingerprint   | layout fingerprint (0 = none declared)                       |
 //! |     47 |    4 | checksum      | CRC-32 (IEEE 802.3, as in zlib) of bytes 0..47               |
@@ -358,8 +358,9 @@ fn invalid(field: &'static str, value: u64, why: &'static str) -> DecodeError {
 
 impl Endpoint {
     /// Checks the fields the way [`decode`](Self::decode) does: a 24-bit
-    /// `qpn` that is not 0 or 1 for RC and UC, a 24-bit `psn`, and an `mtu`
-    /// of 256, 512, 1024, 2048 or 4096 bytes.
+    /// `qpn` that is not 0 or 1 for RC and UC, a 24-bit `psn`, an address
+    /// (a `gid` that is not all zero, or a `lid` that is not 0), and an
+    /// `mtu` of 256, 512, 1024, 2048 or 4096 bytes.
     pub fn validate(&self) -> Result<(), DecodeError> {
         if self.qpn > MAX_24 {
             return Err(invalid(
@@ -381,6 +382,14 @@ impl Endpoint {
                 "psn",
                 self.psn.into(),
                 "packet sequence numbers are 24 bits (at most 16777215)",
+            ));
+        }
+        if self.lid == 0 && self.gid == [0; 16] {
+            return Err(invalid(
+                "gid",
+                0,
+                "the endpoint has no address: its GID is all zero and its LID is 0 (a RoCE \
+                 port needs a GID; is the peer's GID index one with an address?)",
             ));
         }
         if !matches!(self.mtu, 256 | 512 | 1024 | 2048 | 4096) {
@@ -627,6 +636,11 @@ mod tests {
             qpn: 2,
             psn: 0,
             lid: 0,
+            ..sample()
+        });
+        // InfiniBand without a GRH: the LID is the address.
+        cases.push(Endpoint {
+            lid: 7,
             gid: [0; 16],
             ..sample()
         });
@@ -858,6 +872,37 @@ mod tests {
         assert_eq!(decode_with(set(0)).map(|e| e.psn), Ok(0));
     }
 
+    /// An endpoint must name an address: a GID, or (InfiniBand) a LID.
+    #[test]
+    fn endpoint_without_an_address_is_refused() {
+        let err = decode_with(|b| {
+            b[17..19].copy_from_slice(&0u16.to_be_bytes());
+            b[19..35].copy_from_slice(&[0; 16]);
+        })
+        .unwrap_err();
+        assert_eq!(field_of(Err(err)), ("gid", 0));
+        assert!(err.to_string().contains("GID is all zero"), "{err}");
+        let no_address = Endpoint {
+            lid: 0,
+            gid: [0; 16],
+            ..sample()
+        };
+        assert_eq!(no_address.validate(), Err(err));
+        // With a LID, or with any GID byte set, there is an address.
+        for ep in [
+            Endpoint {
+                lid: 1,
+                ..no_address
+            },
+            Endpoint {
+                gid: [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1],
+                ..no_address
+            },
+        ] {
+            assert_eq!(ep.validate(), Ok(()));
+        }
+    }
+
     #[test]
     fn bad_mtu() {
         for v in [0u32, 1, 255, 257, 1500, 8192, 9000, u32::MAX] {
@@ -890,6 +935,11 @@ mod tests {
             },
             Endpoint {
                 mtu: 1000,
+                ..sample()
+            },
+            Endpoint {
+                lid: 0,
+                gid: [0; 16],
                 ..sample()
             },
         ];

@@ -188,6 +188,31 @@ pub enum Error {
         /// Size of one element.
         elem_size: usize,
     },
+    /// An RDMA WRITE or READ target handed out by another connection than
+    /// the one asked to use it.
+    #[error(
+        "this RDMA target was handed out by connection #{target}, not by this one (#{this}) \
+         of {what}: it names another peer's memory; take targets from this connection's \
+         `peer()`"
+    )]
+    WrongConnection {
+        /// The declaration, as errors name it (``connection `Kv` ``).
+        what: &'static str,
+        /// The connection that handed the target out.
+        target: u64,
+        /// The connection asked to use it.
+        this: u64,
+    },
+    /// One end declares a layout and the other declares none.
+    #[error("{}", undeclared(what, *local, *remote))]
+    Undeclared {
+        /// What the declaring end's fingerprint covers.
+        what: &'static str,
+        /// Ours (0: none declared).
+        local: u64,
+        /// The peer's (0: none declared).
+        remote: u64,
+    },
 }
 
 /// Why SafeVerbs moved a queue pair to the error state (see
@@ -219,6 +244,21 @@ impl std::fmt::Display for Shutdown {
             ),
             Self::Dropped => f.write_str("the queue pair was dropped"),
         }
+    }
+}
+
+fn undeclared(what: &str, local: u64, remote: u64) -> String {
+    if local == 0 {
+        format!(
+            "this queue pair declares no layout, but the peer's declares fingerprint \
+             {remote:#018x}: build this end from the peer's declaration (`connection!`), or \
+             give the queue pair that fingerprint with `QpBuilder::fingerprint`"
+        )
+    } else {
+        format!(
+            "the peer's queue pair declares no layout (a bare queue pair?), but this end is \
+             {what} (fingerprint {local:#018x}): build the peer from the same declaration"
+        )
     }
 }
 

@@ -81,6 +81,7 @@ mod exchange;
 mod fields;
 pub mod fingerprint;
 mod interval;
+mod liveness;
 mod mode;
 mod ops;
 mod pd;
@@ -108,8 +109,11 @@ pub use endpoint::{
 };
 pub use error::{Error, Result, Shutdown};
 pub use events::CqMode;
-pub use exchange::{exchange, tcp_accept, tcp_connect, EXCHANGE_TIMEOUT};
-pub use fields::{HasFields, LocalField, Project};
+pub use exchange::{
+    exchange, exchange_within, tcp_accept, tcp_accept_within, tcp_connect, tcp_connect_within,
+    EXCHANGE_TIMEOUT,
+};
+pub use fields::{FieldToken, HasFields, LocalField, Project};
 pub use interval::Conflict;
 pub use mode::{Mode, Ro, Rw, Writable};
 pub use ops::Post;
@@ -125,6 +129,7 @@ pub use transport::{CanRecv, CanSend, Failed, Init, Rc, Reliable, Rtr, Rts, Stat
 /// What `#[derive(RdmaPod)]` expands to refers to; not a public API.
 #[doc(hidden)]
 pub mod __private {
+    pub use crate::fields::FieldToken;
     pub use crate::fields::{HasFields, Project};
     pub use crate::fingerprint;
     pub use crate::pod::RdmaPod;

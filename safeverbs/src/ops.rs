@@ -124,6 +124,12 @@ impl<T: ?Sized + RdmaBuf, M: Mode> Post<T, M> {
             _type: PhantomData,
         }
     }
+
+    /// An operation refused before posting: resolves at once to `error`
+    /// and the segment, handed back.
+    pub(crate) fn refused(error: Error, segment: Segment<T, M>) -> Self {
+        Self::fail(error, segment.raw)
+    }
 }
 
 impl<T: ?Sized, M> Post<T, M> {

@@ -624,6 +624,9 @@ impl<T: Transport> QueuePair<T, Init> {
 
     fn rtr(&self, remote: &Endpoint) -> Result<()> {
         let inner = &self.inner;
+        // The checks of a decoded endpoint, for one built by hand: each
+        // names its field, where the verb would say only EINVAL.
+        remote.validate()?;
         if remote.transport != T::KIND {
             return Err(Error::TransportMismatch {
                 local: T::KIND,
@@ -632,11 +635,11 @@ impl<T: Transport> QueuePair<T, Init> {
         }
         let (local_fp, what) = inner.fingerprint;
         if local_fp != remote.fingerprint {
-            return Err(Error::Fingerprint {
+            return Err(crate::connection::fingerprint_error(
                 what,
-                local: local_fp,
-                remote: remote.fingerprint,
-            });
+                local_fp,
+                remote.fingerprint,
+            ));
         }
         let port = &inner.port;
         let mut attr = sys::ibv_qp_attr {

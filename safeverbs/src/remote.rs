@@ -188,7 +188,8 @@ impl<T: ?Sized> RemoteSegment<T> {
     pub(crate) fn sub_field<U: ?Sized>(&self, offset: u64, len: u64) -> RemoteSegment<U> {
         let offset = offset.min(self.len);
         RemoteSegment {
-            addr: self.addr + offset,
+            // Cannot saturate: `addr + len` fits (checked when decoded).
+            addr: self.addr.saturating_add(offset),
             len: len.min(self.len - offset),
             rkey: self.rkey,
             _type: PhantomData,

@@ -150,7 +150,7 @@ fn serve(dev: &Device, listener: &TcpListener) -> Result<Mailbox, Error> {
     for i in 0..DEPTH as usize {
         inbox.push_back(end.recv(requests.elem_rw(i)?));
     }
-    let conn = end.connect(&mut accept(listener))?;
+    let conn = end.connect(accept(listener))?;
 
     let responses = pd.register(Response::zeroed(), Access::local())?;
     let mut out = responses.read_write()?;
@@ -193,7 +193,7 @@ fn round_trip_with_checked_bytes_and_a_write_into_the_exposed_mailbox() {
             .unwrap();
         let responses = pd.register(Response::zeroed(), Access::local()).unwrap();
         let mut response = Some(end.recv(responses.read_write().unwrap()));
-        let conn = end.connect(&mut tcp_connect(addr).unwrap()).unwrap();
+        let conn = end.connect(tcp_connect(addr).unwrap()).unwrap();
         assert_eq!(conn.peer().len_bytes() as usize, size_of::<Mailbox>());
 
         let requests = pd.register(Request::zeroed(), Access::local()).unwrap();
@@ -263,16 +263,13 @@ fn a_peer_with_another_declaration_is_refused_with_both_fingerprints() {
         let server = s.spawn(|| {
             let pd = dev.alloc_pd().unwrap();
             let cq = dev.create_cq(128).unwrap();
-            Kv::server(&pd)
-                .cq(&cq)
-                .connect(&mut accept(&listener))
-                .map(drop)
+            Kv::server(&pd).cq(&cq).connect(accept(&listener)).map(drop)
         });
         let pd = dev.alloc_pd().unwrap();
         let cq = dev.create_cq(128).unwrap();
         let client = other::Kv::client(&pd)
             .cq(&cq)
-            .connect(&mut tcp_connect(addr).unwrap())
+            .connect(tcp_connect(addr).unwrap())
             .map(drop);
         (server.join().expect("server thread"), client)
     });
@@ -309,16 +306,13 @@ fn two_servers_are_refused() {
         let a = s.spawn(|| {
             let pd = dev.alloc_pd().unwrap();
             let cq = dev.create_cq(128).unwrap();
-            Kv::server(&pd)
-                .cq(&cq)
-                .connect(&mut accept(&listener))
-                .map(drop)
+            Kv::server(&pd).cq(&cq).connect(accept(&listener)).map(drop)
         });
         let pd = dev.alloc_pd().unwrap();
         let cq = dev.create_cq(128).unwrap();
         let b = Kv::server(&pd)
             .cq(&cq)
-            .connect(&mut tcp_connect(addr).unwrap())
+            .connect(tcp_connect(addr).unwrap())
             .map(drop);
         (a.join().expect("thread"), b)
     });
@@ -339,4 +333,165 @@ fn an_exposed_region_without_remote_access_is_refused() {
     let local = pd.register(Mailbox::zeroed(), Access::local()).unwrap();
     let err = Kv::server(&pd).cq(&cq).expose(local).prepare().unwrap_err();
     assert!(err.to_string().contains("without remote access"), "{err}");
+}
+
+/// A server end that exposes a zeroed mailbox, takes one request, and
+/// returns what was written into the mailbox by then.
+fn serve_mailbox(dev: &Device, listener: &TcpListener) -> Result<Mailbox, Error> {
+    let pd = dev.alloc_pd()?;
+    let cq = dev.create_cq(2 * DEPTH as usize)?;
+    let end = Kv::server(&pd)
+        .cq(&cq)
+        .queue_pair(|qp| qp.max_send_wr(DEPTH).max_recv_wr(DEPTH))
+        .prepare()?;
+    let requests = pd.register(Request::zeroed(), Access::local())?;
+    let request = end.recv(requests.read_write()?);
+    let conn = end.connect(accept(listener))?;
+    let (done, slot) = wait(request);
+    done?;
+    assert_eq!(slot.read().seq, 99, "the closing request's bytes");
+    Ok(conn.exposed().read_only()?.read())
+}
+
+/// Rule: an `Exposed` target belongs to the connection that handed it
+/// out; any other connection refuses it before posting, even one of the
+/// same declaration, and no byte of the other peer changes.
+#[test]
+fn a_target_of_one_connection_is_refused_on_another() {
+    let Some(dev) = device() else { return };
+    let (la, addr_a) = listener();
+    let (lb, addr_b) = listener();
+    let (a, b) = thread::scope(|s| {
+        let server_a = s.spawn(|| serve_mailbox(&dev, &la));
+        let server_b = s.spawn(|| serve_mailbox(&dev, &lb));
+        let pd = dev.alloc_pd().unwrap();
+        let cq = dev.create_cq(4 * DEPTH as usize).unwrap();
+        let client = |addr| {
+            Kv::client(&pd)
+                .cq(&cq)
+                .queue_pair(|qp| qp.max_send_wr(DEPTH).max_recv_wr(DEPTH))
+                .connect(tcp_connect(addr).unwrap())
+                .unwrap()
+        };
+        let (conn_a, conn_b) = (client(addr_a), client(addr_b));
+        assert_ne!(conn_a.id(), conn_b.id());
+        let target_a = conn_a.peer().fields().last_seen;
+        assert_eq!(target_a.connection_id(), conn_a.id());
+
+        let value = pd.register(0xAAAA_u64, Access::local()).unwrap();
+        let (done, seg) = wait(conn_b.write(value.read_only().unwrap(), target_a));
+        match done {
+            Err(Error::WrongConnection { target, this, what }) => {
+                assert_eq!((target, this), (conn_a.id(), conn_b.id()));
+                assert_eq!(what, "connection `Kv`");
+            }
+            other => panic!("expected WrongConnection, got {other:?}"),
+        }
+        assert_eq!(seg.read(), 0xAAAA, "the segment comes back");
+        assert_eq!(conn_b.in_flight(), 0, "refused before posting");
+        let into = pd.register(0u64, Access::local()).unwrap();
+        let (done, _) = wait(conn_b.read(into.read_write().unwrap(), target_a));
+        assert!(
+            matches!(done, Err(Error::WrongConnection { .. })),
+            "{done:?}"
+        );
+        let (done, _) = wait(conn_b.write_with_imm(seg, target_a, 1));
+        assert!(
+            matches!(done, Err(Error::WrongConnection { .. })),
+            "{done:?}"
+        );
+
+        // Each connection's own targets work.
+        let (done, _) = wait(conn_a.write(value.read_only().unwrap(), target_a));
+        done.unwrap();
+        let bee = pd.register(0xBBBB_u64, Access::local()).unwrap();
+        let (done, _) =
+            wait(conn_b.write(bee.read_only().unwrap(), conn_b.peer().fields().last_seen));
+        done.unwrap();
+
+        let bye = pd
+            .register(
+                Request {
+                    seq: 99,
+                    payload: [0; PAYLOAD],
+                },
+                Access::local(),
+            )
+            .unwrap();
+        for conn in [&conn_a, &conn_b] {
+            let (done, _) = wait(conn.send(bye.read_only().unwrap()));
+            done.unwrap();
+        }
+        (
+            server_a.join().expect("server a").unwrap(),
+            server_b.join().expect("server b").unwrap(),
+        )
+    });
+    assert_eq!(a.last_seen, 0xAAAA);
+    assert_eq!(b.last_seen, 0xBBBB, "the refused write did not land on B");
+    assert_eq!((a.note, b.note), ([0; 24], [0; 24]));
+}
+
+/// Rule: a connection notices that its peer is gone: when the peer's end
+/// of the control stream closes, every receive waiting on this end
+/// resolves, within a bound, with the named cause.
+#[test]
+fn a_peer_that_goes_away_ends_every_waiting_receive_with_the_cause() {
+    let Some(dev) = device() else { return };
+    let (listener, addr) = listener();
+    let outcome = thread::scope(|s| {
+        let server = s.spawn(|| -> Result<_, Error> {
+            let pd = dev.alloc_pd()?;
+            let cq = dev.create_cq(2 * DEPTH as usize)?;
+            let end = Kv::server(&pd)
+                .cq(&cq)
+                .queue_pair(|qp| qp.max_send_wr(DEPTH).max_recv_wr(DEPTH))
+                .prepare()?;
+            let requests = pd.register_zeroed::<Request>(DEPTH as usize, Access::local())?;
+            let mut inbox = VecDeque::new();
+            for i in 0..DEPTH as usize {
+                inbox.push_back(end.recv(requests.elem_rw(i)?));
+            }
+            let conn = end.connect(accept(&listener))?;
+            // The first request arrives, byte for byte.
+            let (done, slot) = wait(inbox.pop_front().expect("posted"));
+            done?;
+            assert_eq!(slot.read().payload, request_payload(1));
+            // Then the peer goes away: the other receives end.
+            let start = Instant::now();
+            let ends: Vec<_> = inbox.into_iter().map(|r| wait(r).0).collect();
+            let took = start.elapsed();
+            drop(conn);
+            Ok((ends, took))
+        });
+        let pd = dev.alloc_pd().unwrap();
+        let cq = dev.create_cq(2 * DEPTH as usize).unwrap();
+        let conn = Kv::client(&pd)
+            .cq(&cq)
+            .queue_pair(|qp| qp.max_send_wr(DEPTH).max_recv_wr(DEPTH))
+            .connect(tcp_connect(addr).unwrap())
+            .unwrap();
+        let request = pd
+            .register(
+                Request {
+                    seq: 1,
+                    payload: request_payload(1),
+                },
+                Access::local(),
+            )
+            .unwrap();
+        let (done, _) = wait(conn.send(request.read_only().unwrap()));
+        done.unwrap();
+        drop(conn);
+        server.join().expect("server thread").unwrap()
+    });
+    let (ends, took) = outcome;
+    assert_eq!(ends.len(), DEPTH as usize - 1);
+    for end in ends {
+        match end {
+            Err(Error::ShutDown(safeverbs::Shutdown::PeerClosed)) => {}
+            other => panic!("expected the peer-closed shutdown, got {other:?}"),
+        }
+    }
+    assert!(took < Duration::from_secs(5), "took {took:?}");
 }

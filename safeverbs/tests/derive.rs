@@ -369,7 +369,7 @@ where
     for<'a> T::Fields<RemoteSegment<T>>: std::fmt::Debug,
 {
     let peer = decode::<T>(0, size_of::<T>() as u64);
-    format!("{:?}", T::project_fields(&peer.whole()))
+    format!("{:?}", peer.whole().fields())
         .matches("RemoteSegment")
         .count()
 }

@@ -1,12 +1,22 @@
-//! What the greeter's two programs share: the greeting and the device flags.
+//! What the greeter's two programs share: the connection, the greeting,
+//! the device flags and the log.
 
-use safeverbs::{Device, DeviceOptions};
+use safeverbs::{connection, Device, DeviceOptions, Nothing, Rc};
 
 /// What the client sends and the server checks, byte for byte.
 pub const GREETING: [u8; 16] = *b"Hello, SafeVerbs";
 
-/// Default TCP port of the endpoint exchange (that of `ibv_rc_pingpong`).
+/// Default TCP port of the connection handshake (that of `ibv_rc_pingpong`).
 pub const DEFAULT_PORT: u16 = 18515;
+
+connection! {
+    /// The greeter's connection, over RC: the client sends one greeting;
+    /// the server sends nothing back, and neither exposes memory.
+    pub struct Greeter: Rc {
+        client sends [u8; 16];
+        server sends Nothing;
+    }
+}
 
 /// Which RDMA device, port and GID to use. Anything not given comes from
 /// `SAFEVERBS_DEVICE` / `SAFEVERBS_PORT` / `SAFEVERBS_GID_INDEX`, or else is
@@ -37,4 +47,17 @@ impl DeviceArgs {
         println!("device {dev}");
         Ok(dev)
     }
+}
+
+/// Shows the library's log on stderr: warnings and errors (say, "the peer
+/// closed the connection"), or what `RUST_LOG` asks for
+/// (`RUST_LOG=safeverbs=debug`).
+pub fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    // Fails only if a subscriber is already installed, which is fine.
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
 }

@@ -50,7 +50,7 @@ connection! {
     }
 }
 
-async fn client(pd: &ProtectionDomain, stream: &mut TcpStream) -> safeverbs::Result<()> {
+async fn client(pd: &ProtectionDomain, stream: TcpStream) -> safeverbs::Result<()> {
     let cq = pd.device().create_cq(16)?;
     let end = Kv::client(pd)
         .cq(&cq)
@@ -87,7 +87,7 @@ async fn server(pd: &ProtectionDomain, listener: &TcpListener) -> safeverbs::Res
     let end = Kv::server(pd).cq(&cq).expose(mailbox).prepare()?;
     let requests = pd.register(Request::zeroed(), Access::local())?;
     let request = end.recv(requests.read_write()?);
-    let conn: Connection<Kv, Server> = end.connect(&mut tcp_accept(listener)?)?;
+    let conn: Connection<Kv, Server> = end.connect(tcp_accept(listener)?)?;
     let (done, request) = request.await;
     done?;
     let response = pd.register(
@@ -107,7 +107,7 @@ async fn server(pd: &ProtectionDomain, listener: &TcpListener) -> safeverbs::Res
     Ok(())
 }
 
-async fn samples(pd: &ProtectionDomain, stream: &mut TcpStream) -> safeverbs::Result<()> {
+async fn samples(pd: &ProtectionDomain, stream: TcpStream) -> safeverbs::Result<()> {
     let cq = pd.device().create_cq(16)?;
     let conn = Samples::client(pd).cq(&cq).connect(stream)?;
     let sample = pd.register(Request::zeroed(), Access::local())?;

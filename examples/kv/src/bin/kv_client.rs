@@ -129,6 +129,7 @@ impl Session {
 }
 
 fn main() -> Result<(), Box<dyn Error>> {
+    kv::init_logging();
     let args = Args::parse();
     let dev = args.device.open("client")?;
     let pd = dev.alloc_pd()?;
@@ -136,7 +137,7 @@ fn main() -> Result<(), Box<dyn Error>> {
     let conn = Kv::client(&pd)
         .cq(&cq)
         .queue_pair(|qp| qp.max_send_wr(4).max_recv_wr(4))
-        .connect(&mut tcp_connect((args.server.as_str(), args.port))?)?;
+        .connect(tcp_connect((args.server.as_str(), args.port))?)?;
     println!(
         "client: connected to {}:{}, queue pair {}, server mailbox at {:#x}",
         args.server,

@@ -5,13 +5,14 @@
 use std::collections::{HashMap, VecDeque};
 use std::error::Error;
 use std::net::TcpListener;
+use std::time::Duration;
 
 use clap::Parser;
 use futures::executor::block_on;
 use kv::{
     show, DeviceArgs, Kv, Op, Request, Response, Status, CHECKSUM_START, DEFAULT_PORT, SERVER_DEPTH,
 };
-use safeverbs::{tcp_accept, Access, Declaration, RdmaPod};
+use safeverbs::{tcp_accept_within, Access, Declaration, RdmaPod};
 
 /// Key-value server over a typed SafeVerbs connection (RC send/receive,
 /// plus a mailbox the client writes into with RDMA WRITE).
@@ -25,9 +26,13 @@ struct Args {
     /// Print every request (by default the first 8 and a summary)
     #[arg(long, short)]
     verbose: bool,
+    /// Seconds to wait for a client to connect
+    #[arg(long, default_value_t = 60)]
+    wait: u64,
 }
 
 fn main() -> Result<(), Box<dyn Error>> {
+    kv::init_logging();
     let args = Args::parse();
     let dev = args.device.open("server")?;
     let pd = dev.alloc_pd()?;
@@ -52,8 +57,12 @@ fn main() -> Result<(), Box<dyn Error>> {
         Kv::FINGERPRINT,
         args.port
     );
-    let mut stream = tcp_accept(&listener)?;
-    let conn = end.connect(&mut stream)?;
+    // The connection keeps the stream: if the client dies, the receives
+    // waiting below end with "the peer closed the connection".
+    let conn = end.connect(tcp_accept_within(
+        &listener,
+        Duration::from_secs(args.wait),
+    )?)?;
     println!("server: connected, queue pair {}", conn.qp_num());
 
     let outbox = pd.register(Response::zeroed(), Access::local())?;
