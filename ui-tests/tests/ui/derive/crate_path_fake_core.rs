@@ -5,7 +5,7 @@ use safeverbs::RdmaPod;
 /// is empty, so that the fields always "cover" the struct.
 mod fake {
     pub mod __private {
-        pub use safeverbs::__private::{assert_no_padding, fingerprint, HasFields, Project, RdmaPod};
+        pub use safeverbs::__private::{assert_no_padding, fingerprint, FieldToken, HasFields, Project, RdmaPod};
 
         pub mod core {
             pub use ::core::{fmt, marker};

@@ -4,7 +4,7 @@ use safeverbs::RdmaPod;
 /// A stand-in for `safeverbs` whose padding check lets everything through.
 mod fake {
     pub mod __private {
-        pub use safeverbs::__private::{core, fingerprint, HasFields, Project, RdmaPod};
+        pub use safeverbs::__private::{core, fingerprint, FieldToken, HasFields, Project, RdmaPod};
 
         pub const fn assert_no_padding(_ty: &str, _size: usize, _fields: &[(&str, usize, usize)]) {}
     }
