@@ -478,3 +478,12 @@ impl<T: Transport, S: State> QueuePair<T, S> {
         Post::start(&self.inner, Request::Recv, segment.raw)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_future_polled_after_ready_panics_in_debug_builds() {
+        let polled = std::panic::catch_unwind(super::polled_after_ready::<()>);
+        assert_eq!(polled.is_err(), cfg!(debug_assertions));
+    }
+}
