@@ -2,8 +2,8 @@
 //! to the futures waiting for them.
 
 use std::fmt;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll};
 
 use safeverbs_sys as sys;
@@ -12,6 +12,7 @@ use crate::completion::RawCompletion;
 use crate::device::Device;
 use crate::events::{start_driver, Channel, CqMode};
 use crate::qp::QpInner;
+use crate::reaping::Reaping;
 use crate::segment::RawSegment;
 use crate::slots::{Delivered, SlotTable, WrId};
 use crate::{Error, Result};
@@ -70,10 +71,8 @@ pub(crate) struct CqInner {
     /// Entries reserved by the queues of attached queue pairs.
     reserved: AtomicUsize,
     slots: Mutex<Slots>,
-    /// Held by the one thread reaping the queue (see [`CqInner::poll`]).
-    reaping: Mutex<()>,
-    /// Set by a thread that wanted to reap while another was reaping.
-    reap_again: AtomicBool,
+    /// The reaper role (see [`CqInner::poll`]).
+    reaping: Reaping,
     /// Completions whose `wr_id` matched no posted request.
     stale: AtomicU64,
     /// The completion channel in event mode.
@@ -158,8 +157,7 @@ impl Device {
             capacity,
             reserved: AtomicUsize::new(0),
             slots: Mutex::new(SlotTable::with_capacity(capacity)),
-            reaping: Mutex::new(()),
-            reap_again: AtomicBool::new(false),
+            reaping: Reaping::new(),
             stale: AtomicU64::new(0),
             channel,
             device: self.clone(),
@@ -313,46 +311,19 @@ impl CqInner {
     ///
     /// One thread reaps at a time, so completions are delivered in the
     /// order the queue returned them (the verbs order those of one work
-    /// queue; a batch's riders rely on it). A thread that finds another
-    /// reaping does not wait: it asks the reaper to go round once more
-    /// (`reap_again`, checked after the reaper lets go), so a completion
-    /// that arrives meanwhile is never left unreaped.
+    /// queue; a batch's riders rely on it); a thread that finds another
+    /// reaping does not wait, and what arrives meanwhile is never left
+    /// unreaped (see [`Reaping`]).
     pub(crate) fn poll(&self) -> Result<usize> {
-        let mut total = 0;
         // Resources whose future is gone, dropped after every lock is
         // released (a region's release hook may call back into us).
         let mut released = Vec::new();
-        let result = loop {
-            let reaping = match self.reaping.try_lock() {
-                Ok(guard) => guard,
-                // A panic cannot leave `()` half updated.
-                Err(TryLockError::Poisoned(p)) => p.into_inner(),
-                Err(TryLockError::WouldBlock) => {
-                    self.reap_again.store(true, Ordering::SeqCst);
-                    match self.reaping.try_lock() {
-                        Ok(guard) => guard,
-                        Err(TryLockError::Poisoned(p)) => p.into_inner(),
-                        // The reaper will see `reap_again` after it lets go.
-                        Err(TryLockError::WouldBlock) => break Ok(total),
-                    }
-                }
-            };
-            self.reap_again.store(false, Ordering::SeqCst);
-            let reaped = self.reap(&mut released);
-            drop(reaping);
-            match reaped {
-                Ok(n) => total += n,
-                Err(e) => break Err(e),
-            }
-            if !self.reap_again.load(Ordering::SeqCst) {
-                break Ok(total);
-            }
-        };
+        let result = self.reaping.run(|| self.reap(&mut released));
         drop(released);
         result
     }
 
-    /// Empties the queue; the caller holds `reaping`.
+    /// Empties the queue; the caller is the queue's reaper.
     fn reap(&self, released: &mut Vec<Resources>) -> Result<usize> {
         let mut total = 0;
         // Not zeroed: an empty poll (the common case while spinning) costs

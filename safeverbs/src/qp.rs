@@ -3,7 +3,6 @@
 use std::fmt;
 use std::marker::PhantomData;
 use std::mem::ManuallyDrop;
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 
@@ -11,6 +10,8 @@ use safeverbs_sys as sys;
 
 use crate::completion::{Completion, RawCompletion, WcStatus};
 use crate::cq::{CompletionQueue, CqInner, Queue};
+use crate::credits::Credits;
+pub(crate) use crate::credits::Gathered;
 use crate::device::{mtu_enum, PortInfo};
 use crate::endpoint::Endpoint;
 use crate::pd::{PdInner, ProtectionDomain};
@@ -249,98 +250,6 @@ impl QpBuilder<Rc> {
     }
 }
 
-/// Send- or receive-queue slots in use.
-///
-/// Single posts take one slot when one is free. A request for several
-/// (a batch) that does not fit at once takes the *gate*: while it is held,
-/// single posts wait, and the gate's holder gathers slots as they are
-/// freed until it has all it needs. So a batch cannot be starved by single
-/// posts, and two batches never hold part of the queue each.
-pub(crate) struct Credits {
-    used: AtomicU32,
-    max: u32,
-    gate: AtomicBool,
-}
-
-/// Slots gathered so far by a request for several (see [`Credits`]).
-#[derive(Debug, Default)]
-pub(crate) struct Gathered {
-    have: u32,
-    gate: bool,
-}
-
-impl Credits {
-    fn new(max: u32) -> Self {
-        Self {
-            used: AtomicU32::new(0),
-            max,
-            gate: AtomicBool::new(false),
-        }
-    }
-    /// Takes `n` slots at once (all or none); none while a batch holds the
-    /// gate.
-    fn take(&self, n: u32) -> bool {
-        !self.gate.load(Ordering::Acquire)
-            && self
-                .used
-                .fetch_update(Ordering::AcqRel, Ordering::Acquire, |u| {
-                    (u + n <= self.max).then_some(u + n)
-                })
-                .is_ok()
-    }
-    /// Takes as many free slots as there are, up to `n`.
-    fn take_up_to(&self, n: u32) -> u32 {
-        let mut took = 0;
-        let _ = self
-            .used
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |u| {
-                took = n.min(self.max.saturating_sub(u));
-                (took > 0).then_some(u + took)
-            });
-        took
-    }
-    /// Gathers slots toward `n` for `g`; true when `g` holds all `n`.
-    fn gather(&self, n: u32, g: &mut Gathered) -> bool {
-        if g.have == 0 && !g.gate && self.take(n) {
-            g.have = n;
-            return true;
-        }
-        if !g.gate {
-            let open = self
-                .gate
-                .compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire);
-            if open.is_err() {
-                return false; // another batch is gathering
-            }
-            g.gate = true;
-        }
-        g.have += self.take_up_to(n - g.have);
-        if g.have < n {
-            return false;
-        }
-        self.gate.store(false, Ordering::Release);
-        g.gate = false;
-        true
-    }
-    /// Gives back what `g` gathered (a batch dropped before posting).
-    fn abandon(&self, g: &mut Gathered) {
-        for _ in 0..std::mem::take(&mut g.have) {
-            self.give();
-        }
-        if std::mem::take(&mut g.gate) {
-            self.gate.store(false, Ordering::Release);
-        }
-    }
-    fn give(&self) {
-        let _ = self
-            .used
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |u| u.checked_sub(1));
-    }
-    fn used(&self) -> u32 {
-        self.used.load(Ordering::Acquire)
-    }
-}
-
 pub(crate) struct QpInner {
     qp: *mut sys::ibv_qp,
     /// The number completions of this queue pair carry.
@@ -372,8 +281,8 @@ impl Drop for QpInner {
         if rc != 0 {
             tracing::warn!(rc, "ibv_destroy_qp failed");
         }
-        self.send_cq.unreserve(self.send_credits.max as usize);
-        self.recv_cq.unreserve(self.recv_credits.max as usize);
+        self.send_cq.unreserve(self.send_credits.max() as usize);
+        self.recv_cq.unreserve(self.recv_credits.max() as usize);
     }
 }
 
@@ -441,7 +350,7 @@ impl QpInner {
 
     /// The send queue's depth.
     pub(crate) fn max_send_wr(&self) -> u32 {
-        self.send_credits.max
+        self.send_credits.max()
     }
 
     pub(crate) fn release_credit(&self, queue: Queue) {
@@ -704,49 +613,5 @@ impl<T: Transport> QueuePair<T, Rtr> {
             Ok(()) => Ok(self.into_state()),
             Err(error) => Err(TransitionError { error, qp: self }),
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::{Credits, Gathered};
-
-    /// Single posts take every slot as it is freed; a batch that needs all
-    /// four must still get them (the gate), and give back what it
-    /// gathered if it is dropped.
-    #[test]
-    fn a_batch_is_not_starved_by_single_posts() {
-        let c = Credits::new(4);
-        assert!(c.take(4));
-        let mut batch = Gathered::default();
-        let mut rounds = 0;
-        while !c.gather(4, &mut batch) {
-            rounds += 1;
-            assert!(rounds <= 4, "the batch never got its slots");
-            c.give(); // a single post completes ...
-            let _ = c.take(1); // ... and a new one tries at once
-        }
-        assert_eq!(c.used(), 4, "the batch holds the whole queue");
-        assert!(!c.take(1), "full");
-        for _ in 0..4 {
-            c.give();
-        }
-        assert!(c.take(1), "the gate is open again");
-    }
-
-    #[test]
-    fn a_batch_dropped_while_gathering_gives_everything_back() {
-        let c = Credits::new(4);
-        assert!(c.take(3));
-        let mut batch = Gathered::default();
-        assert!(!c.gather(4, &mut batch), "one slot free, four needed");
-        assert!(!c.take(1), "single posts wait while a batch gathers");
-        let mut other = Gathered::default();
-        assert!(!c.gather(2, &mut other), "one batch gathers at a time");
-        c.abandon(&mut batch);
-        assert_eq!(c.used(), 3);
-        assert!(c.take(1), "the gate is open again");
-        c.abandon(&mut other);
-        assert_eq!(c.used(), 4);
     }
 }

@@ -473,3 +473,244 @@ mod tests {
         assert_eq!(t.live(), 1);
     }
 }
+
+/// The slot table under the completion queue's protocol: the real
+/// [`SlotTable`] and the real [`Reaping`](crate::reaping::Reaping), with
+/// the glue of `CqInner` mirrored here (`poll_request`, `poll`, `reap` and
+/// `deliver` call into the device and cannot run under loom): a request's
+/// future registers its waker, then reaps, then checks again; a reaper
+/// completes the request under the table's lock and wakes the waker it got
+/// back after letting go.
+#[cfg(test)]
+#[cfg(loom)]
+mod loom_models {
+    use std::collections::VecDeque;
+    use std::task::{Poll, Wake, Waker};
+
+    use loom::sync::atomic::AtomicUsize;
+    use loom::sync::{Arc, Mutex};
+    use loom::thread;
+
+    use super::{Delivered, SlotTable, WrId};
+    use crate::reaping::Reaping;
+    use crate::sync::{
+        model,
+        Ordering::{Relaxed, SeqCst},
+    };
+
+    /// The preemption bound of these models (see `crate::sync::model`).
+    const PREEMPTIONS: usize = 5;
+
+    /// What a posted request holds (its segment, its queue pair): counts
+    /// its releases.
+    struct Resources(Arc<Counts>);
+
+    impl Drop for Resources {
+        fn drop(&mut self) {
+            self.0.released.fetch_add(1, SeqCst);
+        }
+    }
+
+    #[derive(Default)]
+    struct Counts {
+        /// `Resources` dropped.
+        released: AtomicUsize,
+        /// Credits given back (the `reaped` hook of `complete`).
+        credits: AtomicUsize,
+    }
+
+    /// A task's waker: counts its wakes.
+    #[derive(Default)]
+    struct Task(AtomicUsize);
+
+    impl Wake for Task {
+        fn wake(self: std::sync::Arc<Self>) {
+            self.0.fetch_add(1, SeqCst);
+        }
+    }
+
+    fn task() -> (std::sync::Arc<Task>, Waker) {
+        let t = std::sync::Arc::new(Task::default());
+        (t.clone(), Waker::from(t))
+    }
+
+    /// `CqInner` without the device: the device's queue is a list.
+    struct Cq {
+        slots: Mutex<SlotTable<Resources, u32>>,
+        reaping: Reaping,
+        device: Mutex<VecDeque<(WrId, u32)>>,
+        /// Calls of the device queue's poll (see `reap`).
+        polls: AtomicUsize,
+        counts: Arc<Counts>,
+    }
+
+    impl Cq {
+        /// A queue with one request posted.
+        fn with_request() -> (Arc<Self>, WrId) {
+            let counts = Arc::new(Counts::default());
+            let mut slots = SlotTable::with_capacity(1);
+            let id = slots.acquire(Resources(counts.clone()));
+            let cq = Cq {
+                slots: Mutex::new(slots),
+                reaping: Reaping::new(),
+                device: Mutex::new(VecDeque::new()),
+                polls: AtomicUsize::new(0),
+                counts,
+            };
+            (Arc::new(cq), id)
+        }
+
+        /// The device finishes `id`.
+        fn finish(&self, id: WrId) {
+            self.device.lock().unwrap().push_back((id, 7));
+        }
+
+        /// `CqInner::poll`.
+        fn poll(&self) -> usize {
+            let mut released = Vec::new();
+            let reaped = self.reaping.run(|| self.reap(&mut released));
+            drop(released);
+            reaped.unwrap_or(0)
+        }
+
+        /// `CqInner::reap` and `deliver`, one completion at a time.
+        fn reap(&self, released: &mut Vec<Resources>) -> Result<usize, ()> {
+            let mut n = 0;
+            loop {
+                let next = self.device.lock().map_err(|_| ())?.pop_front();
+                // A point where loom may switch threads, as the OS may
+                // after `ibv_poll_cq` returns (see the model in `reaping`).
+                self.polls.fetch_add(1, Relaxed);
+                let Some((id, completion)) = next else {
+                    return Ok(n);
+                };
+                let delivered = self.slots.lock().map_err(|_| ())?.complete(
+                    id,
+                    completion,
+                    |_| true,
+                    |_| {
+                        self.counts.credits.fetch_add(1, SeqCst);
+                    },
+                );
+                match delivered {
+                    Delivered::Wake(w) => w.into_iter().for_each(Waker::wake),
+                    Delivered::Release(res) => released.push(res),
+                    Delivered::Stale => panic!("a posted request's completion was stale"),
+                }
+                n += 1;
+            }
+        }
+
+        /// `CqInner::poll_request`: register, reap, check again.
+        fn poll_request(&self, id: WrId, waker: &Waker) -> Poll<Option<(u32, Resources)>> {
+            let mut polled = self.slots.lock().unwrap().poll(id, waker);
+            if polled.is_pending() && self.poll() > 0 {
+                polled = self.slots.lock().unwrap().poll(id, waker);
+            }
+            polled
+        }
+
+        /// `Drop for Post`: abandon, and drop what comes back outside the
+        /// lock.
+        fn drop_request(&self, id: WrId) {
+            let released = self.slots.lock().unwrap().abandon(id);
+            drop(released);
+        }
+    }
+
+    /// A future is polled (with one waker, then, still pending, with
+    /// another: the task moved) while the device finishes its request and
+    /// another thread reaps. Each time it is left pending, the waker it
+    /// gave last is woken; its result comes exactly once; the credit comes
+    /// back once; the resources are released once.
+    #[test]
+    fn loom_no_lost_wake_up_and_one_delivery() {
+        model(PREEMPTIONS, || {
+            let (cq, id) = Cq::with_request();
+            let driver = {
+                let cq = cq.clone();
+                thread::spawn(move || {
+                    cq.finish(id);
+                    cq.poll();
+                })
+            };
+            let future = {
+                let cq = cq.clone();
+                thread::spawn(move || {
+                    let mut results = 0;
+                    let mut last = None;
+                    for _ in 0..2 {
+                        let (task, waker) = task();
+                        match cq.poll_request(id, &waker) {
+                            Poll::Ready(Some((completion, _res))) => {
+                                assert_eq!(completion, 7);
+                                results += 1;
+                                last = None;
+                                break;
+                            }
+                            Poll::Ready(None) => panic!("no result for a posted request"),
+                            Poll::Pending => last = Some((task, waker)),
+                        }
+                    }
+                    (results, last)
+                })
+            };
+            driver.join().unwrap();
+            let (mut results, pending) = future.join().unwrap();
+            if let Some((task, waker)) = pending {
+                assert!(
+                    task.0.load(SeqCst) >= 1,
+                    "lost wake-up: the future was left pending and its waker never woken"
+                );
+                // The executor polls the woken future.
+                match cq.poll_request(id, &waker) {
+                    Poll::Ready(Some((7, _res))) => results += 1,
+                    _ => panic!("woken, yet the result is not there"),
+                }
+            }
+            assert_eq!(results, 1, "the result was delivered {results} times");
+            assert!(
+                cq.slots.lock().unwrap().live() == 0,
+                "the slot was not freed"
+            );
+            assert_eq!(cq.counts.credits.load(SeqCst), 1, "credits given back");
+            assert_eq!(cq.counts.released.load(SeqCst), 1, "resources released");
+        });
+    }
+
+    /// A future is dropped (after one poll) while the device finishes its
+    /// request and another thread reaps: the resources are released exactly
+    /// once, by whichever comes second, and the credit comes back once.
+    #[test]
+    fn loom_a_dropped_future_races_its_completion() {
+        model(PREEMPTIONS, || {
+            let (cq, id) = Cq::with_request();
+            let driver = {
+                let cq = cq.clone();
+                thread::spawn(move || {
+                    cq.finish(id);
+                    cq.poll();
+                })
+            };
+            let future = {
+                let cq = cq.clone();
+                thread::spawn(move || {
+                    let (_, waker) = task();
+                    match cq.poll_request(id, &waker) {
+                        Poll::Ready(Some(_)) => {} // done before the drop
+                        Poll::Ready(None) => panic!("no result for a posted request"),
+                        Poll::Pending => cq.drop_request(id),
+                    }
+                })
+            };
+            driver.join().unwrap();
+            future.join().unwrap();
+            assert!(
+                cq.slots.lock().unwrap().live() == 0,
+                "the slot was not freed"
+            );
+            assert_eq!(cq.counts.credits.load(SeqCst), 1, "credits given back");
+            assert_eq!(cq.counts.released.load(SeqCst), 1, "resources released");
+        });
+    }
+}
