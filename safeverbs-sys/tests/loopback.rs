@@ -60,7 +60,7 @@ impl TestDevice for RawDevice {
     }
 
     fn describe(&self) -> String {
-        format!("{} (real)", self.name)
+        runner::soft_roce(&self.name)
     }
 }
 

@@ -10,19 +10,19 @@
 
 pub mod runner;
 
-pub(crate) use runner::{run, trials, Skip, Test, TestDevice};
+pub(crate) use runner::{run, soft_roce, trials, Skip, Test, TestDevice};
 
 use safeverbs::{CompletionQueue, Device, ProtectionDomain, QueuePair, Rts, Transport};
 
 /// The tests of this crate run on a real device (the Soft-RoCE machine's
-/// rxe, or a NIC). A model device will describe itself as `(model)`.
+/// rxe, or a NIC).
 impl TestDevice for Device {
     fn open() -> Result<Self, String> {
         Device::open_default().map_err(|e| e.to_string())
     }
 
     fn describe(&self) -> String {
-        format!("{} (real)", self.name())
+        soft_roce(self.name())
     }
 }
 

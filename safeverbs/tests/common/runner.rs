@@ -130,6 +130,17 @@ macro_rules! trials {
 }
 pub(crate) use trials;
 
+/// How a real device describes itself: `rxe0 (real, Soft-RoCE)`,
+/// `mlx5_0 (real)`. (A model device will say `(model)`.)
+pub fn soft_roce(name: &str) -> String {
+    // rdma_rxe's devices are named rxe<N> (rdma link add rxe0 type rxe …).
+    if name.starts_with("rxe") {
+        format!("{name} (real, Soft-RoCE)")
+    } else {
+        format!("{name} (real)")
+    }
+}
+
 /// Inside the Soft-RoCE machine a missing device is a failure.
 fn must_have_device() -> bool {
     std::env::var_os("SAFEVERBS_SOFTROCE").is_some()
