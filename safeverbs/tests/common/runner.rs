@@ -20,7 +20,9 @@
 //!
 //! Device tests carry the kind `device` (`test [device] NAME ... ok`), so a
 //! log says which results needed the device; `--exact NAME`, name filters,
-//! `--skip`, `--test-threads` and `--nocapture` work as with libtest.
+//! `--skip`, `--list`, `--ignored` and `--test-threads` work as with
+//! libtest, and `--nocapture` is accepted (this harness never captures a
+//! test's output).
 #![allow(dead_code, unreachable_pub)]
 
 use std::process::ExitCode;
@@ -202,10 +204,12 @@ pub fn run<D: TestDevice>(tests: Vec<Test<D>>) -> ExitCode {
             )),
             Err(why) => {
                 say.push(format!("device: none ({why})"));
-                say.push(format!(
+                if without_device > 0 {
+                    say.push(format!(
                     "{without_device} device test{} skipped: run them with softroce/run or ./dev test",
                     if without_device == 1 { "" } else { "s" }
                 ));
+                }
             }
         }
         if with_device > 0 {
