@@ -2,12 +2,15 @@
 //! it, create PD/CQ/MR/QP, connect an RC QP to itself, send a message and
 //! check every byte that arrived.
 //!
-//! Needs an RDMA device: on a machine without one it prints why it is
-//! skipped; inside the Soft-RoCE machine (`SAFEVERBS_SOFTROCE=1`) a missing
-//! device is a failure.
+//! Needs an RDMA device: on a machine without one the harness (the one of
+//! safeverbs' tests, `safeverbs/tests/common/runner.rs`) reports it
+//! skipped, saying why; inside the Soft-RoCE machine
+//! (`SAFEVERBS_SOFTROCE=1`) a missing device is a failure.
 #![allow(
     clippy::undocumented_unsafe_blocks,
-    clippy::multiple_unsafe_ops_per_block
+    clippy::multiple_unsafe_ops_per_block,
+    clippy::expect_used,
+    clippy::panic
 )]
 
 use std::ffi::CStr;
@@ -26,32 +29,46 @@ fn check(rc: i32, what: &str) {
     );
 }
 
-/// The first device, or `None` (with the reason printed) when the test must
-/// be skipped.
-fn first_device(list: *mut *mut sys::ibv_device, n: i32) -> Option<*mut sys::ibv_device> {
-    if !list.is_null() && n > 0 {
-        return Some(unsafe { *list });
-    }
-    let why = if list.is_null() {
-        format!("ibv_get_device_list: {}", std::io::Error::last_os_error())
-    } else {
-        "libibverbs lists no devices".to_owned()
-    };
-    assert!(
-        std::env::var_os("SAFEVERBS_SOFTROCE").is_none(),
-        "inside the Soft-RoCE machine a device must exist, but: {why}"
-    );
-    println!("skipped: no RDMA device ({why}); run it with `softroce/run -- cargo test …`");
-    None
+#[path = "../../safeverbs/tests/common/runner.rs"]
+mod runner;
+
+use runner::{trials, Test, TestDevice};
+
+/// The first device libibverbs lists, by name.
+struct RawDevice {
+    name: String,
 }
 
-#[test]
-fn rc_loopback_send_recv_through_raw_verbs() {
+impl TestDevice for RawDevice {
+    fn open() -> Result<Self, String> {
+        let mut n = 0;
+        let list = unsafe { sys::ibv_get_device_list(&mut n) };
+        if list.is_null() {
+            return Err(format!(
+                "ibv_get_device_list: {}",
+                std::io::Error::last_os_error()
+            ));
+        }
+        let found = (n > 0).then(|| {
+            let name = unsafe { CStr::from_ptr(sys::ibv_get_device_name(*list)) };
+            name.to_string_lossy().into_owned()
+        });
+        unsafe { sys::ibv_free_device_list(list) };
+        found
+            .map(|name| RawDevice { name })
+            .ok_or_else(|| "libibverbs lists no devices".to_owned())
+    }
+
+    fn describe(&self) -> String {
+        runner::soft_roce(&self.name)
+    }
+}
+
+fn rc_loopback_send_recv_through_raw_verbs(_: &RawDevice) {
     let mut n = 0;
     let list = unsafe { sys::ibv_get_device_list(&mut n) };
-    let Some(dev) = first_device(list, n) else {
-        return;
-    };
+    assert!(!list.is_null() && n > 0, "the device went away");
+    let dev = unsafe { *list };
     let name = unsafe { CStr::from_ptr(sys::ibv_get_device_name(dev)) }.to_string_lossy();
     let ctx = unsafe { sys::ibv_open_device(dev) };
     assert!(!ctx.is_null(), "ibv_open_device({name})");
@@ -277,4 +294,8 @@ fn rc_loopback_send_recv_through_raw_verbs() {
         check(sys::ibv_close_device(ctx), "ibv_close_device");
         sys::ibv_free_device_list(list);
     }
+}
+
+fn main() -> std::process::ExitCode {
+    runner::run(trials![device rc_loopback_send_recv_through_raw_verbs])
 }

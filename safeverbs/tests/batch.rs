@@ -3,14 +3,12 @@
 
 mod common;
 
-use common::{device, pair, pattern, reap_until};
+use common::{pair, pattern, reap_until, trials, Test};
 use futures::executor::block_on;
-use safeverbs::{Access, Error, Rc, Uc, MAX_BATCH};
+use safeverbs::{Access, Device, Error, Rc, Uc, MAX_BATCH};
 
-#[test]
-fn write_batch_lands_every_write_and_returns_every_segment() {
-    let Some(dev) = device() else { return };
-    let p = pair::<Uc>(&dev, 64);
+fn write_batch_lands_every_write_and_returns_every_segment(dev: &Device) {
+    let p = pair::<Uc>(dev, 64);
     const N: usize = 16;
     const SIZE: usize = 4096;
     let src =
@@ -57,10 +55,8 @@ fn write_batch_lands_every_write_and_returns_every_segment() {
     println!("20 batches of {N} UC writes (one signaled each) intact");
 }
 
-#[test]
-fn send_batch_arrives_in_order() {
-    let Some(dev) = device() else { return };
-    let p = pair::<Rc>(&dev, 64);
+fn send_batch_arrives_in_order(dev: &Device) {
+    let p = pair::<Rc>(dev, 64);
     let src = p.pd.register_zeroed::<u64>(8, Access::local()).unwrap();
     let dst = p.pd.register_zeroed::<u64>(8, Access::local()).unwrap();
     let recvs: Vec<_> = (0..8).map(|k| p.b.recv(dst.elem_rw(k).unwrap())).collect();
@@ -83,10 +79,8 @@ fn send_batch_arrives_in_order() {
     }
 }
 
-#[test]
-fn a_dropped_batch_is_released_when_its_completion_arrives() {
-    let Some(dev) = device() else { return };
-    let p = pair::<Rc>(&dev, 64);
+fn a_dropped_batch_is_released_when_its_completion_arrives(dev: &Device) {
+    let p = pair::<Rc>(dev, 64);
     let src =
         p.pd.register_zeroed::<u8>(MAX_BATCH * 64, Access::local())
             .unwrap();
@@ -108,10 +102,8 @@ fn a_dropped_batch_is_released_when_its_completion_arrives() {
     assert_eq!(src.live_segments(), 0, "every rider's segment came back");
 }
 
-#[test]
-fn bad_batches_are_refused_before_posting() {
-    let Some(dev) = device() else { return };
-    let p = pair::<Rc>(&dev, 8);
+fn bad_batches_are_refused_before_posting(dev: &Device) {
+    let p = pair::<Rc>(dev, 8);
     let src = p.pd.register_zeroed::<u8>(4096, Access::local()).unwrap();
     let dst =
         p.pd.register_zeroed::<u8>(64, Access::remote_write())
@@ -137,10 +129,8 @@ fn bad_batches_are_refused_before_posting() {
 /// its last segment goes, which may be a rider of a dropped batch: it runs
 /// after the completion queue's locks are released, so it may use the
 /// queue.
-#[test]
-fn a_riders_resources_are_released_outside_the_completion_queues_locks() {
-    let Some(dev) = device() else { return };
-    let p = pair::<Uc>(&dev, 8);
+fn a_riders_resources_are_released_outside_the_completion_queues_locks(dev: &Device) {
+    let p = pair::<Uc>(dev, 8);
     let memory: &'static mut [u64; 512] = Box::leak(Box::new([0u64; 512]));
     let (released_tx, released) = std::sync::mpsc::channel();
     let hook_cq = p.cq.clone();
@@ -182,4 +172,14 @@ fn a_riders_resources_are_released_outside_the_completion_queues_locks() {
         .recv_timeout(std::time::Duration::from_secs(10))
         .expect("the release hook never finished: it ran under a lock it needed");
     assert!(ok, "the hook could poll the completion queue");
+}
+
+fn main() -> std::process::ExitCode {
+    common::run(trials![
+        device write_batch_lands_every_write_and_returns_every_segment,
+        device send_batch_arrives_in_order,
+        device a_dropped_batch_is_released_when_its_completion_arrives,
+        device bad_batches_are_refused_before_posting,
+        device a_riders_resources_are_released_outside_the_completion_queues_locks,
+    ])
 }

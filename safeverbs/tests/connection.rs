@@ -17,7 +17,7 @@ use std::task::{Context, Poll};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{device, pattern};
+use common::{pattern, trials, Test};
 use futures::task::noop_waker;
 use safeverbs::{connection, tcp_connect, Access, Declaration, Device, Error, Rc, RdmaPod};
 
@@ -177,12 +177,10 @@ fn serve(dev: &Device, listener: &TcpListener) -> Result<Mailbox, Error> {
     Ok(conn.exposed().read_only()?.read())
 }
 
-#[test]
-fn round_trip_with_checked_bytes_and_a_write_into_the_exposed_mailbox() {
-    let Some(dev) = device() else { return };
+fn round_trip_with_checked_bytes_and_a_write_into_the_exposed_mailbox(dev: &Device) {
     let (listener, addr) = listener();
     let mailbox = thread::scope(|s| {
-        let server = s.spawn(|| serve(&dev, &listener));
+        let server = s.spawn(|| serve(dev, &listener));
 
         let pd = dev.alloc_pd().unwrap();
         let cq = dev.create_cq(2 * DEPTH as usize).unwrap();
@@ -254,9 +252,7 @@ fn round_trip_with_checked_bytes_and_a_write_into_the_exposed_mailbox() {
     assert_eq!(mailbox.note, NOTE);
 }
 
-#[test]
-fn a_peer_with_another_declaration_is_refused_with_both_fingerprints() {
-    let Some(dev) = device() else { return };
+fn a_peer_with_another_declaration_is_refused_with_both_fingerprints(dev: &Device) {
     assert_ne!(Kv::FINGERPRINT, other::Kv::FINGERPRINT);
     let (listener, addr) = listener();
     let (server, client) = thread::scope(|s| {
@@ -298,9 +294,7 @@ fn a_peer_with_another_declaration_is_refused_with_both_fingerprints() {
     }
 }
 
-#[test]
-fn two_servers_are_refused() {
-    let Some(dev) = device() else { return };
+fn two_servers_are_refused(dev: &Device) {
     let (listener, addr) = listener();
     let (a, b) = thread::scope(|s| {
         let a = s.spawn(|| {
@@ -325,9 +319,7 @@ fn two_servers_are_refused() {
     }
 }
 
-#[test]
-fn an_exposed_region_without_remote_access_is_refused() {
-    let Some(dev) = device() else { return };
+fn an_exposed_region_without_remote_access_is_refused(dev: &Device) {
     let pd = dev.alloc_pd().unwrap();
     let cq = dev.create_cq(128).unwrap();
     let local = pd.register(Mailbox::zeroed(), Access::local()).unwrap();
@@ -356,14 +348,12 @@ fn serve_mailbox(dev: &Device, listener: &TcpListener) -> Result<Mailbox, Error>
 /// Rule: an `Exposed` target belongs to the connection that handed it
 /// out; any other connection refuses it before posting, even one of the
 /// same declaration, and no byte of the other peer changes.
-#[test]
-fn a_target_of_one_connection_is_refused_on_another() {
-    let Some(dev) = device() else { return };
+fn a_target_of_one_connection_is_refused_on_another(dev: &Device) {
     let (la, addr_a) = listener();
     let (lb, addr_b) = listener();
     let (a, b) = thread::scope(|s| {
-        let server_a = s.spawn(|| serve_mailbox(&dev, &la));
-        let server_b = s.spawn(|| serve_mailbox(&dev, &lb));
+        let server_a = s.spawn(|| serve_mailbox(dev, &la));
+        let server_b = s.spawn(|| serve_mailbox(dev, &lb));
         let pd = dev.alloc_pd().unwrap();
         let cq = dev.create_cq(4 * DEPTH as usize).unwrap();
         let client = |addr| {
@@ -435,9 +425,7 @@ fn a_target_of_one_connection_is_refused_on_another() {
 /// Rule: a connection notices that its peer is gone: when the peer's end
 /// of the control stream closes, every receive waiting on this end
 /// resolves, within a bound, with the named cause.
-#[test]
-fn a_peer_that_goes_away_ends_every_waiting_receive_with_the_cause() {
-    let Some(dev) = device() else { return };
+fn a_peer_that_goes_away_ends_every_waiting_receive_with_the_cause(dev: &Device) {
     let (listener, addr) = listener();
     let outcome = thread::scope(|s| {
         let server = s.spawn(|| -> Result<_, Error> {
@@ -494,4 +482,15 @@ fn a_peer_that_goes_away_ends_every_waiting_receive_with_the_cause() {
         }
     }
     assert!(took < Duration::from_secs(5), "took {took:?}");
+}
+
+fn main() -> std::process::ExitCode {
+    common::run(trials![
+        device round_trip_with_checked_bytes_and_a_write_into_the_exposed_mailbox,
+        device a_peer_with_another_declaration_is_refused_with_both_fingerprints,
+        device two_servers_are_refused,
+        device an_exposed_region_without_remote_access_is_refused,
+        device a_target_of_one_connection_is_refused_on_another,
+        device a_peer_that_goes_away_ends_every_waiting_receive_with_the_cause,
+    ])
 }

@@ -6,15 +6,14 @@ mod common;
 
 use std::sync::Arc;
 
-use common::{device, pair, pattern};
+use common::{pair, pattern, trials, Test};
 use futures::executor::block_on;
-use safeverbs::{Access, Error, Opcode, Rc, Transport, Uc};
+use safeverbs::{Access, Device, Error, Opcode, Rc, Transport, Uc};
 
 const SIZES: [usize; 6] = [1, 64, 4096, 65_536, 262_144, 1 << 20];
 
-fn send_recv_sizes<T: Transport>() {
-    let Some(dev) = device() else { return };
-    let p = pair::<T>(&dev, 16);
+fn send_recv_sizes<T: Transport>(dev: &Device) {
+    let p = pair::<T>(dev, 16);
     for (i, &size) in SIZES.iter().enumerate() {
         let data = pattern(size, i as u64);
         let src = p.pd.register_slice(&data, Access::local()).unwrap();
@@ -53,19 +52,16 @@ impl<T: Transport> Name for T {
     }
 }
 
-#[test]
-fn rc_send_recv_1b_to_1mib() {
-    send_recv_sizes::<Rc>();
+fn rc_send_recv_1b_to_1mib(dev: &Device) {
+    send_recv_sizes::<Rc>(dev);
 }
 
-#[test]
-fn uc_send_recv_1b_to_1mib() {
-    send_recv_sizes::<Uc>();
+fn uc_send_recv_1b_to_1mib(dev: &Device) {
+    send_recv_sizes::<Uc>(dev);
 }
 
-fn write_and_write_imm<T: Transport>() {
-    let Some(dev) = device() else { return };
-    let p = pair::<T>(&dev, 16);
+fn write_and_write_imm<T: Transport>(dev: &Device) {
+    let p = pair::<T>(dev, 16);
     for (i, &size) in SIZES.iter().enumerate() {
         let data = pattern(size, 100 + i as u64);
         let src = p.pd.register_slice(&data, Access::local()).unwrap();
@@ -105,20 +101,16 @@ fn write_and_write_imm<T: Transport>() {
     );
 }
 
-#[test]
-fn rc_write_and_write_with_imm() {
-    write_and_write_imm::<Rc>();
+fn rc_write_and_write_with_imm(dev: &Device) {
+    write_and_write_imm::<Rc>(dev);
 }
 
-#[test]
-fn uc_write_and_write_with_imm() {
-    write_and_write_imm::<Uc>();
+fn uc_write_and_write_with_imm(dev: &Device) {
+    write_and_write_imm::<Uc>(dev);
 }
 
-#[test]
-fn rc_read_1b_to_1mib() {
-    let Some(dev) = device() else { return };
-    let p = pair::<Rc>(&dev, 16);
+fn rc_read_1b_to_1mib(dev: &Device) {
+    let p = pair::<Rc>(dev, 16);
     for (i, &size) in SIZES.iter().enumerate() {
         let data = pattern(size, 200 + i as u64);
         let source = p.pd.register_slice(&data, Access::remote_read()).unwrap();
@@ -133,10 +125,8 @@ fn rc_read_1b_to_1mib() {
     println!("RDMA READ: sizes {SIZES:?} intact");
 }
 
-#[test]
-fn send_with_imm_delivers_the_immediate() {
-    let Some(dev) = device() else { return };
-    let p = pair::<Rc>(&dev, 4);
+fn send_with_imm_delivers_the_immediate(dev: &Device) {
+    let p = pair::<Rc>(dev, 4);
     let src =
         p.pd.register(0x1122_3344_5566_7788u64, Access::local())
             .unwrap();
@@ -149,10 +139,8 @@ fn send_with_imm_delivers_the_immediate() {
     assert_eq!(seg.read(), 0x1122_3344_5566_7788);
 }
 
-#[test]
-fn out_of_bounds_remote_write_fails_before_posting() {
-    let Some(dev) = device() else { return };
-    let p = pair::<Rc>(&dev, 4);
+fn out_of_bounds_remote_write_fails_before_posting(dev: &Device) {
+    let p = pair::<Rc>(dev, 4);
     let src = p.pd.register_zeroed::<u8>(128, Access::local()).unwrap();
     let target =
         p.pd.register_zeroed::<u8>(64, Access::remote_write())
@@ -180,10 +168,8 @@ fn out_of_bounds_remote_write_fails_before_posting() {
     assert_eq!(p.cq.in_flight(), 0, "nothing was posted");
 }
 
-#[test]
-fn many_in_flight_from_tasks_on_a_multithreaded_tokio_runtime() {
-    let Some(dev) = device() else { return };
-    let p = Arc::new(pair::<Rc>(&dev, 64));
+fn many_in_flight_from_tasks_on_a_multithreaded_tokio_runtime(dev: &Device) {
+    let p = Arc::new(pair::<Rc>(dev, 64));
     const TASKS: usize = 8;
     const PER_TASK: usize = 200;
     const SIZE: usize = 256;
@@ -221,10 +207,8 @@ fn many_in_flight_from_tasks_on_a_multithreaded_tokio_runtime() {
     println!("{TASKS} tokio tasks x {PER_TASK} RC writes checked");
 }
 
-#[test]
-fn many_in_flight_on_futures_executor() {
-    let Some(dev) = device() else { return };
-    let p = pair::<Uc>(&dev, 32);
+fn many_in_flight_on_futures_executor(dev: &Device) {
+    let p = pair::<Uc>(dev, 32);
     const N: usize = 32;
     const SIZE: usize = 1024;
     let src =
@@ -254,4 +238,18 @@ fn many_in_flight_on_futures_executor() {
         }
     }
     assert_eq!(p.cq.in_flight(), 0);
+}
+
+fn main() -> std::process::ExitCode {
+    common::run(trials![
+        device rc_send_recv_1b_to_1mib,
+        device uc_send_recv_1b_to_1mib,
+        device rc_write_and_write_with_imm,
+        device uc_write_and_write_with_imm,
+        device rc_read_1b_to_1mib,
+        device send_with_imm_delivers_the_immediate,
+        device out_of_bounds_remote_write_fails_before_posting,
+        device many_in_flight_from_tasks_on_a_multithreaded_tokio_runtime,
+        device many_in_flight_on_futures_executor,
+    ])
 }

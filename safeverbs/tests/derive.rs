@@ -5,8 +5,10 @@
 
 mod common;
 
+use common::{trials, Test};
+
 use safeverbs::{
-    fingerprint as fp, Access, Error, HasFields, RdmaPod, RemoteRegion, RemoteSegment,
+    fingerprint as fp, Access, Device, Error, HasFields, RdmaPod, RemoteRegion, RemoteSegment,
     REMOTE_REGION_LEN,
 };
 
@@ -74,7 +76,6 @@ fn header_by_hand() -> u64 {
     )
 }
 
-#[test]
 fn fingerprint_follows_the_documented_scheme() {
     let (u64_, u32_) = (fp::primitive("u64", 8), fp::primitive("u32", 4));
     let data = fp::array(fp::primitive("u8", 1), 4096);
@@ -117,7 +118,6 @@ fn fingerprint_follows_the_documented_scheme() {
     );
 }
 
-#[test]
 fn fingerprint_is_pinned() {
     // Deployed peers compare this value: a change to the derive or to the
     // scheme that moves it breaks every one of them.
@@ -194,7 +194,6 @@ mod changed {
     }
 }
 
-#[test]
 fn fingerprint_changes_with_the_layout() {
     let variants = [
         Mailbox::FINGERPRINT,
@@ -267,7 +266,6 @@ mod attributes {
     }
 }
 
-#[test]
 fn derive_options_and_odd_fields() {
     use attributes::{Odd, OddLayout};
 
@@ -307,7 +305,6 @@ fn decode<T: RdmaPod>(addr: u64, len: u64) -> RemoteRegion<T> {
     RemoteRegion::<T>::decode(&wire(addr, len, 0x1234)).expect("a whole T")
 }
 
-#[test]
 fn remote_fields_are_bounded_segments_at_their_offsets() {
     let base = 0x7f00_0000_1000;
     let peer = decode::<Mailbox>(base, size_of::<Mailbox>() as u64);
@@ -338,7 +335,6 @@ fn remote_fields_are_bounded_segments_at_their_offsets() {
     ));
 }
 
-#[test]
 fn remote_fields_project_into_nested_structs() {
     let base = 0x10_0000;
     let peer = decode::<Envelope>(base, size_of::<Envelope>() as u64);
@@ -374,18 +370,13 @@ where
         .count()
 }
 
-#[test]
 fn field_layouts_are_usable_generically() {
     assert_eq!(field_count::<Mailbox>(), 4);
     assert_eq!(field_count::<Envelope>(), 2);
     assert_eq!(field_count::<Pair>(), 2);
 }
 
-#[test]
-fn local_fields_are_segments_at_their_offsets() {
-    let Some(dev) = common::device() else {
-        return;
-    };
+fn local_fields_are_segments_at_their_offsets(dev: &Device) {
     let pd = dev.alloc_pd().expect("alloc_pd");
     let inbox = pd
         .register(Mailbox::zeroed(), Access::local())
@@ -438,4 +429,17 @@ fn local_fields_are_segments_at_their_offsets() {
         envelope.fields().body.read_only().expect("body").offset(),
         16
     );
+}
+
+fn main() -> std::process::ExitCode {
+    common::run(trials![
+        host fingerprint_follows_the_documented_scheme,
+        host fingerprint_is_pinned,
+        host fingerprint_changes_with_the_layout,
+        host derive_options_and_odd_fields,
+        host remote_fields_are_bounded_segments_at_their_offsets,
+        host remote_fields_project_into_nested_structs,
+        host field_layouts_are_usable_generically,
+        device local_fields_are_segments_at_their_offsets,
+    ])
 }

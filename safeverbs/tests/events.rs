@@ -18,7 +18,7 @@ use std::sync::{mpsc, Arc};
 use std::task::{Context, Poll, Wake, Waker};
 use std::time::{Duration, Instant};
 
-use common::{device, pattern};
+use common::{pattern, trials, Test};
 use futures::executor::block_on;
 use safeverbs::{
     Access, Completion, CompletionQueue, CqMode, Device, Error, MemoryRegion, QueuePair, Rc,
@@ -193,10 +193,8 @@ fn driver_stopped(cq: &CompletionQueue) -> (CqMode, String) {
     }
 }
 
-#[test]
-fn notifier_thread_wakes_sleeping_futures() {
-    let Some(dev) = device() else { return };
-    let s = split(&dev, CqMode::Notifier);
+fn notifier_thread_wakes_sleeping_futures(dev: &Device) {
+    let s = split(dev, CqMode::Notifier);
     the_driver_wakes_every_receiver(&s, 25, &on_a_thread);
     println!("25 x {WIDTH} receives, each woken once by the notifier thread");
 }
@@ -209,10 +207,8 @@ impl Wake for PanicOnWake {
     }
 }
 
-#[test]
-fn a_stopped_notifier_hands_its_waiters_to_busy_polling() {
-    let Some(dev) = device() else { return };
-    let s = split(&dev, CqMode::Notifier);
+fn a_stopped_notifier_hands_its_waiters_to_busy_polling(dev: &Device) {
+    let s = split(dev, CqMode::Notifier);
     // The first receive's waker panics when the notifier wakes it, which
     // stops the notifier thread.
     let mut first = s.b.recv(s.slot(0));
@@ -259,9 +255,7 @@ mod tokio_mode {
         }
     }
 
-    #[test]
-    fn tokio_driver_wakes_tasks() {
-        let Some(dev) = device() else { return };
+    pub(super) fn tokio_driver_wakes_tasks(dev: &Device) {
         let rt = Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
@@ -269,15 +263,13 @@ mod tokio_mode {
             .unwrap();
         let s = {
             let _in = rt.enter();
-            split(&dev, CqMode::Tokio)
+            split(dev, CqMode::Tokio)
         };
         the_driver_wakes_every_receiver(&s, 25, &on(&rt));
         println!("25 x {WIDTH} receives in tokio tasks, each woken once through AsyncFd");
     }
 
-    #[test]
-    fn the_tokio_driver_needs_no_timer() {
-        let Some(dev) = device() else { return };
+    pub(super) fn the_tokio_driver_needs_no_timer(dev: &Device) {
         let rt = Builder::new_multi_thread()
             .worker_threads(1)
             .enable_io()
@@ -285,7 +277,7 @@ mod tokio_mode {
             .unwrap();
         let s = {
             let _in = rt.enter();
-            split(&dev, CqMode::Tokio)
+            split(dev, CqMode::Tokio)
         };
         the_driver_wakes_every_receiver(&s, 5, &on(&rt));
         // Without a timer to look now and then, the driver task still ends
@@ -299,17 +291,13 @@ mod tokio_mode {
         println!("CqMode::Tokio on a runtime without timers: 5 x {WIDTH} receives woken");
     }
 
-    #[test]
-    fn tokio_mode_outside_a_runtime_is_a_named_error() {
-        let Some(dev) = device() else { return };
+    pub(super) fn tokio_mode_outside_a_runtime_is_a_named_error(dev: &Device) {
         let err = dev.create_cq_with(16, CqMode::Tokio).unwrap_err();
         assert!(matches!(err, Error::NoTokioRuntime), "{err}");
         assert!(err.to_string().contains("tokio runtime"), "{err}");
     }
 
-    #[test]
-    fn tokio_mode_on_a_runtime_without_io_is_a_named_error() {
-        let Some(dev) = device() else { return };
+    pub(super) fn tokio_mode_on_a_runtime_without_io_is_a_named_error(dev: &Device) {
         for rt in [
             Builder::new_current_thread().enable_time().build().unwrap(),
             Builder::new_multi_thread()
@@ -325,9 +313,7 @@ mod tokio_mode {
         }
     }
 
-    #[test]
-    fn a_stopped_tokio_driver_hands_its_waiters_to_busy_polling() {
-        let Some(dev) = device() else { return };
+    pub(super) fn a_stopped_tokio_driver_hands_its_waiters_to_busy_polling(dev: &Device) {
         let rt = Builder::new_multi_thread()
             .worker_threads(1)
             .enable_all()
@@ -335,7 +321,7 @@ mod tokio_mode {
             .unwrap();
         let s = {
             let _in = rt.enter();
-            split(&dev, CqMode::Tokio)
+            split(dev, CqMode::Tokio)
         };
         // A receive waits, asleep, on a thread outside the runtime; then the
         // runtime, and with it the driver task, goes away.
@@ -362,4 +348,21 @@ mod tokio_mode {
         assert_eq!(s.cq.in_flight(), 0);
         println!("tokio driver stopped ({reason}); the waiting receive completed by busy polling");
     }
+}
+
+fn main() -> std::process::ExitCode {
+    #[allow(unused_mut)]
+    let mut tests = trials![
+        device notifier_thread_wakes_sleeping_futures,
+        device a_stopped_notifier_hands_its_waiters_to_busy_polling,
+    ];
+    #[cfg(feature = "tokio")]
+    tests.extend(trials![
+        device tokio_mode::tokio_driver_wakes_tasks,
+        device tokio_mode::the_tokio_driver_needs_no_timer,
+        device tokio_mode::tokio_mode_outside_a_runtime_is_a_named_error,
+        device tokio_mode::tokio_mode_on_a_runtime_without_io_is_a_named_error,
+        device tokio_mode::a_stopped_tokio_driver_hands_its_waiters_to_busy_polling,
+    ]);
+    common::run(tests)
 }

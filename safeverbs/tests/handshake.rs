@@ -1,7 +1,7 @@
 //! The connection handshake against a fake peer over real TCP, on a
 //! device: what a peer that lies, stalls or plays the wrong part gets to
-//! see, and how soon this end names the problem. Without a device each
-//! test skips, saying why. (The same steps without a device are unit tests
+//! see, and how soon this end names the problem. Without a device the
+//! harness skips each test, saying why. (The same steps without a device are unit tests
 //! of the `connection` module.)
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -13,8 +13,10 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::device;
-use safeverbs::{connection, Declaration, Endpoint, Error, RdmaPod, TransportKind, ENCODED_LEN};
+use common::{trials, Test};
+use safeverbs::{
+    connection, Declaration, Device, Endpoint, Error, RdmaPod, TransportKind, ENCODED_LEN,
+};
 
 #[derive(RdmaPod, Clone, Copy)]
 #[repr(C)]
@@ -54,8 +56,7 @@ fn fake_endpoint(transport: TransportKind) -> [u8; ENCODED_LEN] {
 /// `sent`, then stays silent with the stream open until the server is done.
 /// Returns the server's result, how long it took, and every byte the fake
 /// client received.
-fn against(sent: Vec<u8>, timeout: Option<Duration>) -> Option<(Error, Duration, Vec<u8>)> {
-    let dev = device()?;
+fn against(dev: &Device, sent: Vec<u8>, timeout: Option<Duration>) -> (Error, Duration, Vec<u8>) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
     let (done_tx, done_rx) = mpsc::channel::<()>();
@@ -85,16 +86,13 @@ fn against(sent: Vec<u8>, timeout: Option<Duration>) -> Option<(Error, Duration,
     let got = fake.join().unwrap();
     let err = result.expect_err("the fake client must be refused");
     println!("after {took:?}: {err}");
-    Some((err, took, got))
+    (err, took, got)
 }
 
 /// Rule: the server checks everything about its peer (here its
 /// transport) before it discloses the address and rkey of what it exposes.
-#[test]
-fn a_peer_with_the_wrong_transport_learns_nothing_of_the_region() {
-    let Some((err, _, got)) = against(fake_endpoint(TransportKind::Uc).to_vec(), None) else {
-        return;
-    };
+fn a_peer_with_the_wrong_transport_learns_nothing_of_the_region(dev: &Device) {
+    let (err, _, got) = against(dev, fake_endpoint(TransportKind::Uc).to_vec(), None);
     assert!(
         matches!(err, Error::TransportMismatch { .. }),
         "expected TransportMismatch, got {err}"
@@ -109,29 +107,31 @@ fn a_peer_with_the_wrong_transport_learns_nothing_of_the_region() {
 
 /// Rule: a hello that is not SafeVerbs' is refused at its first wrong
 /// byte, not after the handshake's timeout.
-#[test]
-fn a_foreign_hello_is_refused_at_once() {
+fn a_foreign_hello_is_refused_at_once(dev: &Device) {
     let mut sent = fake_endpoint(TransportKind::Rc).to_vec();
     sent.extend_from_slice(b"HTTP");
-    let Some((err, took, _)) = against(sent, None) else {
-        return;
-    };
+    let (err, took, _) = against(dev, sent, None);
     assert!(err.to_string().contains("not version 1"), "{err}");
     assert!(took < Duration::from_secs(5), "took {took:?}");
 }
 
 /// Rule: a silent peer is a named timeout after the handshake's one
 /// bound, not an EAGAIN.
-#[test]
-fn a_silent_peer_is_a_named_timeout() {
+fn a_silent_peer_is_a_named_timeout(dev: &Device) {
     let bound = Duration::from_secs(2);
-    let Some((err, took, _)) = against(Vec::new(), Some(bound)) else {
-        return;
-    };
+    let (err, took, _) = against(dev, Vec::new(), Some(bound));
     assert!(matches!(err, Error::Timeout(d, _) if d == bound), "{err}");
     assert_eq!(
         err.to_string(),
         "timed out after 2s waiting for the peer's endpoint"
     );
     assert!(took < Duration::from_secs(10), "took {took:?}");
+}
+
+fn main() -> std::process::ExitCode {
+    common::run(trials![
+        device a_peer_with_the_wrong_transport_learns_nothing_of_the_region,
+        device a_foreign_hello_is_refused_at_once,
+        device a_silent_peer_is_a_named_timeout,
+    ])
 }

@@ -6,13 +6,11 @@ mod common;
 use std::future::Future;
 use std::time::{Duration, Instant};
 
-use common::{device, pair, pattern, reap_until};
+use common::{pair, pattern, reap_until, trials, Test};
 use futures::executor::block_on;
-use safeverbs::{Access, Error, Rc, Uc};
+use safeverbs::{Access, Device, Error, Rc, Uc};
 
-#[test]
-fn overlapping_read_write_segments_are_refused() {
-    let Some(dev) = device() else { return };
+fn overlapping_read_write_segments_are_refused(dev: &Device) {
     let pd = dev.alloc_pd().unwrap();
     let region = pd.register_zeroed::<u8>(256, Access::local()).unwrap();
     let rw = region.bytes_rw(64..128).unwrap();
@@ -45,9 +43,7 @@ fn overlapping_read_write_segments_are_refused() {
     ));
 }
 
-#[test]
-fn remotely_writable_memory_is_read_by_copy_only() {
-    let Some(dev) = device() else { return };
+fn remotely_writable_memory_is_read_by_copy_only(dev: &Device) {
     let pd = dev.alloc_pd().unwrap();
     let shared = pd.register(5u64, Access::remote_write()).unwrap();
     let seg = shared.read_only().unwrap();
@@ -57,10 +53,8 @@ fn remotely_writable_memory_is_read_by_copy_only() {
     assert_eq!(*local.read_only().unwrap().get().unwrap(), 6);
 }
 
-#[test]
-fn a_dropped_future_keeps_its_memory_until_the_completion() {
-    let Some(dev) = device() else { return };
-    let p = pair::<Rc>(&dev, 16);
+fn a_dropped_future_keeps_its_memory_until_the_completion(dev: &Device) {
+    let p = pair::<Rc>(dev, 16);
     let data = pattern(65_536, 9);
     let src = p.pd.register_slice(&data, Access::local()).unwrap();
     let dst =
@@ -82,10 +76,8 @@ fn a_dropped_future_keeps_its_memory_until_the_completion() {
     assert_eq!(p.cq.in_flight(), 0, "the slot table is empty again");
 }
 
-#[test]
-fn a_forgotten_future_only_leaks() {
-    let Some(dev) = device() else { return };
-    let p = pair::<Rc>(&dev, 16);
+fn a_forgotten_future_only_leaks(dev: &Device) {
+    let p = pair::<Rc>(dev, 16);
     let src = p.pd.register([1u8; 4096], Access::local()).unwrap();
     let dst = p.pd.register([0u8; 4096], Access::remote_write()).unwrap();
     let fut = p.a.write(src.read_only().unwrap(), dst.remote().whole());
@@ -112,10 +104,8 @@ fn a_forgotten_future_only_leaks() {
     assert!(src.read_write().is_err(), "and still excludes writers");
 }
 
-#[test]
-fn dropping_a_queue_pair_with_100_in_flight_flushes_them() {
-    let Some(dev) = device() else { return };
-    let p = pair::<Uc>(&dev, 128);
+fn dropping_a_queue_pair_with_100_in_flight_flushes_them(dev: &Device) {
+    let p = pair::<Uc>(dev, 128);
     let bufs =
         p.pd.register_zeroed::<u8>(100 * 64, Access::local())
             .unwrap();
@@ -140,10 +130,8 @@ fn dropping_a_queue_pair_with_100_in_flight_flushes_them() {
     drop((a, pd));
 }
 
-#[test]
-fn into_error_flushes_outstanding_receives() {
-    let Some(dev) = device() else { return };
-    let p = pair::<Rc>(&dev, 8);
+fn into_error_flushes_outstanding_receives(dev: &Device) {
+    let p = pair::<Rc>(dev, 8);
     let buf = p.pd.register([0u32; 8], Access::local()).unwrap();
     let recv = p.a.recv(buf.read_write().unwrap());
     let common::Pair { a, .. } = p;
@@ -157,47 +145,129 @@ fn into_error_flushes_outstanding_receives() {
     drop(failed);
 }
 
-#[test]
-fn a_full_send_queue_makes_the_next_post_wait() {
-    let Some(dev) = device() else { return };
-    let p = pair::<Rc>(&dev, 4);
-    let src =
-        p.pd.register_zeroed::<u8>(64 * 64, Access::local())
-            .unwrap();
-    let dst =
-        p.pd.register_zeroed::<u8>(64 * 64, Access::remote_write())
-            .unwrap();
-    // 64 writes on a send queue of 4: the extra ones wait for credits.
-    let futs: Vec<_> = (0..64)
+/// Rule: a post beyond the send queue's depth is not posted: it waits
+/// until an earlier request of the queue has completed and been reaped, so
+/// the queue is never overrun. The peer posts no receive at first (and the
+/// sender retries RNR for ever), so nothing can complete: the waiting posts
+/// must stay waiting however often they are polled, and go out only once
+/// the peer consumes.
+fn a_full_send_queue_makes_the_next_post_wait(dev: &Device) {
+    const DEPTH: usize = 4;
+    const N: usize = 16;
+    const LEN: usize = 64;
+    let pd = dev.alloc_pd().unwrap();
+    let cq = dev.create_cq(256).unwrap();
+    let a = pd
+        .queue_pair::<Rc>()
+        .send_cq(&cq)
+        .recv_cq(&cq)
+        .max_send_wr(DEPTH as u32)
+        .max_recv_wr(1)
+        .rnr_retry(7) // for ever: the sends wait for the peer's receives
+        .build()
+        .unwrap();
+    let b = pd
+        .queue_pair::<Rc>()
+        .send_cq(&cq)
+        .recv_cq(&cq)
+        .max_send_wr(1)
+        .max_recv_wr(N as u32)
+        .min_rnr_timer(12) // 0.64 ms between the sender's retries
+        .build()
+        .unwrap();
+    let (ea, eb) = (a.endpoint(), b.endpoint());
+    let (a, b) = (a.connect(&eb).unwrap(), b.connect(&ea).unwrap());
+    let src = pd.register_zeroed::<u8>(N * LEN, Access::local()).unwrap();
+    {
+        let mut all = src.bytes_rw(0..N * LEN).unwrap();
+        for (i, chunk) in all.get_mut().unwrap().chunks_mut(LEN).enumerate() {
+            chunk.fill(i as u8 + 1);
+        }
+    }
+    // The test's own bound: a send still waiting (or posted) after 20 s
+    // ends with an error instead of hanging.
+    let bound = Duration::from_secs(20);
+    let mut sends: Vec<_> = (0..N)
         .map(|i| {
-            let mut s = src.slice_rw(i * 64..(i + 1) * 64).unwrap();
-            s.fill(i as u8);
-            p.a.write(
-                s,
-                dst.remote()
-                    .slice((i * 64) as u64..((i + 1) * 64) as u64)
-                    .unwrap(),
-            )
+            let seg = src.bytes_ro(i * LEN..(i + 1) * LEN).unwrap();
+            Box::pin(a.send(seg).timeout(bound))
         })
         .collect();
-    assert!(
-        p.a.in_flight() <= 4,
-        "never more than the queue depth posted"
+    type Sending = std::pin::Pin<Box<safeverbs::Post<[u8], safeverbs::Ro>>>;
+    let phases = |sends: &[Sending]| sends.iter().map(|f| format!("{f:?}")).collect::<Vec<_>>();
+    let posted = |phases: &[String]| {
+        phases
+            .iter()
+            .enumerate()
+            .filter(|(_, p)| p.contains("\"posted\""))
+            .map(|(i, _)| i)
+            .collect::<Vec<_>>()
+    };
+    let first = phases(&sends);
+    assert_eq!(
+        posted(&first),
+        (0..DEPTH).collect::<Vec<_>>(),
+        "exactly the first {DEPTH} sends are posted: {first:?}"
     );
-    for (res, _) in block_on(futures::future::join_all(futs)) {
+    assert!(
+        first[DEPTH..]
+            .iter()
+            .all(|p| p.contains("waiting for a queue slot")),
+        "the others wait: {first:?}"
+    );
+    assert_eq!(a.in_flight(), DEPTH as u32);
+    // Poll everything, often: each poll reaps the CQ, but no send can
+    // complete while the peer has no receive, so no slot comes back.
+    let waker = futures::task::noop_waker();
+    let mut cx = std::task::Context::from_waker(&waker);
+    let until = Instant::now() + Duration::from_millis(200);
+    let mut rounds = 0;
+    while Instant::now() < until {
+        for f in &mut sends {
+            assert!(
+                f.as_mut().poll(&mut cx).is_pending(),
+                "a send completed although the peer posted no receive"
+            );
+        }
+        rounds += 1;
+    }
+    let polled = phases(&sends);
+    assert_eq!(
+        posted(&polled),
+        (0..DEPTH).collect::<Vec<_>>(),
+        "after {rounds} rounds of polls the posts beyond the depth still wait: {polled:?}"
+    );
+    assert_eq!(a.in_flight(), DEPTH as u32);
+    println!(
+        "{DEPTH} posted, {} waiting through {rounds} rounds of polls",
+        N - DEPTH
+    );
+    // The peer consumes: every send goes out, each message exactly once.
+    let dst = pd.register_zeroed::<u8>(N * LEN, Access::local()).unwrap();
+    let recvs: Vec<_> = (0..N)
+        .map(|i| b.recv(dst.slice_rw(i * LEN..(i + 1) * LEN).unwrap()))
+        .collect();
+    let (sent, received) = block_on(futures::future::join(
+        futures::future::join_all(sends),
+        futures::future::join_all(recvs.into_iter().map(|r| r.timeout(bound))),
+    ));
+    for (res, _) in sent {
         res.unwrap();
     }
-    for i in 0..64 {
-        assert_eq!(
-            dst.bytes_ro(i * 64..(i + 1) * 64).unwrap().to_vec(),
-            vec![i as u8; 64]
-        );
-    }
+    let mut got: Vec<Vec<u8>> = received
+        .into_iter()
+        .map(|(res, seg)| {
+            assert_eq!(res.unwrap().byte_len as usize, LEN);
+            seg.to_vec()
+        })
+        .collect();
+    got.sort();
+    let want: Vec<Vec<u8>> = (0..N).map(|i| vec![i as u8 + 1; LEN]).collect();
+    assert_eq!(got, want, "every message arrived once");
+    assert_eq!(cq.in_flight(), 0);
 }
 
-#[test]
-fn a_cq_too_small_for_its_queues_is_refused() {
-    let Some(dev) = device() else { return };
+fn a_cq_too_small_for_its_queues_is_refused(dev: &Device) {
     let pd = dev.alloc_pd().unwrap();
     let cq = dev.create_cq(16).unwrap();
     let cap = cq.capacity();
@@ -222,9 +292,7 @@ fn a_cq_too_small_for_its_queues_is_refused() {
     assert!(ok.is_ok());
 }
 
-#[test]
-fn a_wrong_transport_or_fingerprint_is_refused_at_connect() {
-    let Some(dev) = device() else { return };
+fn a_wrong_transport_or_fingerprint_is_refused_at_connect(dev: &Device) {
     let pd = dev.alloc_pd().unwrap();
     let cq = dev.create_cq(512).unwrap();
     let rc = pd
@@ -257,9 +325,7 @@ fn a_wrong_transport_or_fingerprint_is_refused_at_connect() {
     assert!(err.to_string().contains("Mailbox") && err.to_string().contains("0x000000000000abcd"));
 }
 
-#[test]
-fn a_queue_pair_refuses_objects_of_another_device_context() {
-    let Some(dev) = device() else { return };
+fn a_queue_pair_refuses_objects_of_another_device_context(dev: &Device) {
     // The same NIC opened twice: two device contexts.
     let other = safeverbs::Device::open_default().unwrap();
     let pd = dev.alloc_pd().unwrap();
@@ -278,7 +344,7 @@ fn a_queue_pair_refuses_objects_of_another_device_context() {
     assert_eq!(ours.in_flight() + theirs.in_flight(), 0);
     // A region of another protection domain (here: of the other context)
     // is refused before posting, and its segment comes back.
-    let p = pair::<Rc>(&dev, 8);
+    let p = pair::<Rc>(dev, 8);
     let foreign = other
         .alloc_pd()
         .unwrap()
@@ -292,10 +358,8 @@ fn a_queue_pair_refuses_objects_of_another_device_context() {
     assert_eq!(p.a.in_flight(), 0, "nothing was posted");
 }
 
-#[test]
-fn dropping_a_queue_pair_never_waits_for_its_flushes() {
-    let Some(dev) = device() else { return };
-    let p = pair::<Rc>(&dev, 8);
+fn dropping_a_queue_pair_never_waits_for_its_flushes(dev: &Device) {
+    let p = pair::<Rc>(dev, 8);
     let buf = p.pd.register([5u8; 64], Access::local()).unwrap();
     let recv = p.b.recv(buf.read_write().unwrap());
     let common::Pair { a, b, cq, .. } = p;
@@ -321,10 +385,8 @@ fn dropping_a_queue_pair_never_waits_for_its_flushes() {
     drop(a);
 }
 
-#[test]
-fn work_abandoned_with_every_handle_is_reaped_in_the_background() {
-    let Some(dev) = device() else { return };
-    let p = pair::<Rc>(&dev, 16);
+fn work_abandoned_with_every_handle_is_reaped_in_the_background(dev: &Device) {
+    let p = pair::<Rc>(dev, 16);
     let buf =
         p.pd.register_zeroed::<u8>(16 * 64, Access::local())
             .unwrap();
@@ -344,9 +406,7 @@ fn work_abandoned_with_every_handle_is_reaped_in_the_background() {
     }
 }
 
-#[test]
-fn a_deadline_shuts_the_queue_pair_down_and_hands_the_buffer_back() {
-    let Some(dev) = device() else { return };
+fn a_deadline_shuts_the_queue_pair_down_and_hands_the_buffer_back(dev: &Device) {
     for mode in [safeverbs::CqMode::BusyPoll, safeverbs::CqMode::Notifier] {
         let pd = dev.alloc_pd().unwrap();
         let cq = dev.create_cq_with(32, mode).unwrap();
@@ -397,10 +457,8 @@ fn a_deadline_shuts_the_queue_pair_down_and_hands_the_buffer_back() {
     }
 }
 
-#[test]
-fn a_future_polled_after_ready_fails_loudly_in_debug_builds() {
-    let Some(dev) = device() else { return };
-    let p = pair::<Rc>(&dev, 8);
+fn a_future_polled_after_ready_fails_loudly_in_debug_builds(dev: &Device) {
+    let p = pair::<Rc>(dev, 8);
     let buf = p.pd.register([0u8; 64], Access::local()).unwrap();
     let mut post = Box::pin(p.a.recv(buf.read_write().unwrap()));
     let (tx_res, tx_seg) = block_on(
@@ -427,4 +485,23 @@ fn a_future_polled_after_ready_fails_loudly_in_debug_builds() {
         cfg!(debug_assertions),
         "a second poll panics exactly in debug builds"
     );
+}
+
+fn main() -> std::process::ExitCode {
+    common::run(trials![
+        device overlapping_read_write_segments_are_refused,
+        device remotely_writable_memory_is_read_by_copy_only,
+        device a_dropped_future_keeps_its_memory_until_the_completion,
+        device a_forgotten_future_only_leaks,
+        device dropping_a_queue_pair_with_100_in_flight_flushes_them,
+        device into_error_flushes_outstanding_receives,
+        device a_full_send_queue_makes_the_next_post_wait,
+        device a_cq_too_small_for_its_queues_is_refused,
+        device a_wrong_transport_or_fingerprint_is_refused_at_connect,
+        device a_queue_pair_refuses_objects_of_another_device_context,
+        device dropping_a_queue_pair_never_waits_for_its_flushes,
+        device work_abandoned_with_every_handle_is_reaped_in_the_background,
+        device a_deadline_shuts_the_queue_pair_down_and_hands_the_buffer_back,
+        device a_future_polled_after_ready_fails_loudly_in_debug_builds,
+    ])
 }

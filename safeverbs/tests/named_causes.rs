@@ -10,9 +10,9 @@ use std::pin::pin;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use common::{device, pair, pattern};
+use common::{pair, pattern, trials, Test};
 use futures::task::noop_waker;
-use safeverbs::{Access, DecodeError, Endpoint, Error, Rc};
+use safeverbs::{Access, DecodeError, Device, Endpoint, Error, Rc};
 
 /// Polls `op` to completion, or panics after 30 s.
 fn wait<F: Future>(op: F) -> F::Output {
@@ -31,10 +31,8 @@ fn wait<F: Future>(op: F) -> F::Output {
 
 /// Rule: a message longer than the receive buffer says so, whichever
 /// status the provider reports it with (rdma_rxe: LOC_QP_OP_ERR).
-#[test]
-fn a_message_longer_than_the_receive_buffer_says_so() {
-    let Some(dev) = device() else { return };
-    let p = pair::<Rc>(&dev, 4);
+fn a_message_longer_than_the_receive_buffer_says_so(dev: &Device) {
+    let p = pair::<Rc>(dev, 4);
     let small = p.pd.register([0u8; 16], Access::local()).unwrap();
     let big =
         p.pd.register_slice(&pattern(64, 3), Access::local())
@@ -52,9 +50,7 @@ fn a_message_longer_than_the_receive_buffer_says_so() {
 
 /// Rule: an endpoint without an address (all-zero GID, LID 0) is refused
 /// by name before the verb, which would say only EINVAL.
-#[test]
-fn an_endpoint_without_an_address_is_refused_by_name() {
-    let Some(dev) = device() else { return };
+fn an_endpoint_without_an_address_is_refused_by_name(dev: &Device) {
     let pd = dev.alloc_pd().unwrap();
     let cq = dev.create_cq(8).unwrap();
     let build = || {
@@ -82,9 +78,7 @@ fn an_endpoint_without_an_address_is_refused_by_name() {
 
 /// Rule: a bare queue pair meeting a declared one is told that one side
 /// declares nothing, not "for nothing declared".
-#[test]
-fn a_queue_pair_that_declares_nothing_is_named_as_such() {
-    let Some(dev) = device() else { return };
+fn a_queue_pair_that_declares_nothing_is_named_as_such(dev: &Device) {
     let pd = dev.alloc_pd().unwrap();
     let cq = dev.create_cq(8).unwrap();
     let build = |fp: u64| {
@@ -114,4 +108,12 @@ fn a_queue_pair_that_declares_nothing_is_named_as_such() {
         "{text}"
     );
     assert!(text.contains("connection `Kv`"), "{text}");
+}
+
+fn main() -> std::process::ExitCode {
+    common::run(trials![
+        device a_message_longer_than_the_receive_buffer_says_so,
+        device an_endpoint_without_an_address_is_refused_by_name,
+        device a_queue_pair_that_declares_nothing_is_named_as_such,
+    ])
 }

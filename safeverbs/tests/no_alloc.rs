@@ -1,15 +1,18 @@
 //! Steady state allocates nothing: 100 000 operations under a counting
-//! global allocator, after warm-up, must make zero allocations.
+//! global allocator, after warm-up, must make zero allocations: writes that
+//! reuse one read-write segment, and sends each from a fresh read-only
+//! carve (`qp.send(buf.read_only()?)`, the everyday way to send).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard};
 
-use common::{device, pair};
+use common::{pair, trials, Test};
 use futures::executor::block_on;
-use safeverbs::{Access, Rc};
+use safeverbs::{Access, Device, Rc};
 
 struct Counting;
 static ALLOCS: AtomicU64 = AtomicU64::new(0);
@@ -30,10 +33,20 @@ unsafe impl GlobalAlloc for Counting {
 #[global_allocator]
 static GLOBAL: Counting = Counting;
 
-#[test]
-fn hundred_thousand_operations_allocate_nothing_after_warm_up() {
-    let Some(dev) = device() else { return };
-    let p = pair::<Rc>(&dev, 16);
+/// The count is process-wide: the tests that read it run one at a time.
+static COUNTING: Mutex<()> = Mutex::new(());
+
+fn counting_alone() -> MutexGuard<'static, ()> {
+    COUNTING
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+const N: u64 = 100_000;
+
+fn hundred_thousand_operations_allocate_nothing_after_warm_up(dev: &Device) {
+    let _alone = counting_alone();
+    let p = pair::<Rc>(dev, 16);
     let src = p.pd.register([0u8; 64], Access::local()).unwrap();
     let dst = p.pd.register([0u8; 64], Access::remote_write()).unwrap();
     let remote = dst.remote().whole();
@@ -49,7 +62,6 @@ fn hundred_thousand_operations_allocate_nothing_after_warm_up() {
         op(i);
     }
     let before = ALLOCS.load(Ordering::Relaxed);
-    const N: u64 = 100_000;
     for i in 0..N {
         op(i);
     }
@@ -58,4 +70,54 @@ fn hundred_thousand_operations_allocate_nothing_after_warm_up() {
     assert_eq!(allocs, 0);
     assert_eq!(p.cq.in_flight(), 0);
     assert_eq!(dst.read_only().unwrap().read(), [((N - 1) as u8); 64]);
+}
+
+/// Sends, each from a read-only carve made for it and dropped after it:
+/// the carve and its release must not allocate either.
+///
+/// Known bug (issue 12): every read-only carve allocates twice in
+/// `interval.rs`, so this fails (2 allocations per send); the harness does
+/// not run it unless asked (`--include-ignored`). Make it a plain device
+/// test again when issue 12 is fixed.
+fn hundred_thousand_sends_from_fresh_read_only_carves_allocate_nothing(dev: &Device) {
+    let _alone = counting_alone();
+    let p = pair::<Rc>(dev, 16);
+    let src = p.pd.register([0x5au8; 64], Access::local()).unwrap();
+    let dst = p.pd.register([0u8; 64], Access::local()).unwrap();
+    let mut into = Some(dst.read_write().unwrap());
+    let mut op = || {
+        let recv = p.b.recv(into.take().unwrap());
+        let (res, carve) = block_on(p.a.send(src.read_only().unwrap()));
+        res.unwrap();
+        drop(carve);
+        let (res, back) = block_on(recv);
+        assert_eq!(res.unwrap().byte_len, 64);
+        into = Some(back);
+    };
+    for _ in 0..1_000 {
+        op();
+    }
+    let before = ALLOCS.load(Ordering::Relaxed);
+    for _ in 0..N {
+        op();
+    }
+    let allocs = ALLOCS.load(Ordering::Relaxed) - before;
+    println!("{N} RC sends from fresh read-only carves after warm-up: {allocs} allocations");
+    assert_eq!(
+        allocs,
+        0,
+        "{} allocations per send",
+        allocs as f64 / N as f64
+    );
+    assert_eq!(p.cq.in_flight(), 0);
+    assert_eq!(into.unwrap().read(), [0x5au8; 64]);
+}
+
+fn main() -> std::process::ExitCode {
+    common::run(trials![
+        device hundred_thousand_operations_allocate_nothing_after_warm_up,
+        // Fails today: 200 000 allocations in 100 000 sends on rxe0.
+        known_bug("issue 12: every read-only carve allocates twice (interval.rs)")
+            hundred_thousand_sends_from_fresh_read_only_carves_allocate_nothing,
+    ])
 }

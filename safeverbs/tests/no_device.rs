@@ -3,17 +3,16 @@
 //! one that does not exist names the ones that do.
 #![allow(clippy::unwrap_used, clippy::panic)]
 
+mod common;
+
+use common::{trials, Test};
 use safeverbs::{device_names, Device, DeviceOptions, Error};
 
-#[test]
+/// Without a device (where there is one the harness skips it).
 fn opening_without_a_device_explains_the_soft_roce_machine() {
     let names = device_names().unwrap_or_default();
-    let result = Device::open_default();
-    if !names.is_empty() {
-        println!("this machine has RDMA devices {names:?}; nothing to check here");
-        return;
-    }
-    let err = result.unwrap_err();
+    assert!(names.is_empty(), "this machine has RDMA devices {names:?}");
+    let err = Device::open_default().unwrap_err();
     println!("{err}");
     assert!(matches!(err, Error::NoDevice(_)), "{err}");
     assert!(
@@ -22,7 +21,6 @@ fn opening_without_a_device_explains_the_soft_roce_machine() {
     );
 }
 
-#[test]
 fn a_device_that_does_not_exist_is_named_in_the_error() {
     let err = Device::open("no_such_rdma_device").unwrap_err();
     println!("{err}");
@@ -39,10 +37,8 @@ fn a_device_that_does_not_exist_is_named_in_the_error() {
     }
 }
 
-#[test]
-fn a_port_or_gid_that_does_not_exist_is_a_clear_error() {
-    let Ok(names) = device_names() else { return };
-    let Some(name) = names.first() else { return };
+fn a_port_or_gid_that_does_not_exist_is_a_clear_error(dev: &Device) {
+    let name = dev.name().to_owned();
     let bad_port = DeviceOptions {
         device: Some(name.clone()),
         port: Some(9),
@@ -52,11 +48,19 @@ fn a_port_or_gid_that_does_not_exist_is_a_clear_error() {
     println!("{err}");
     assert!(err.to_string().contains("no port 9"), "{err}");
     let bad_gid = DeviceOptions {
-        device: Some(name.clone()),
+        device: Some(name),
         port: None,
         gid_index: Some(250),
     };
     let err = Device::open_with(&bad_gid).unwrap_err();
     println!("{err}");
     assert!(err.to_string().contains("GID index 250"), "{err}");
+}
+
+fn main() -> std::process::ExitCode {
+    common::run(trials![
+        no_device opening_without_a_device_explains_the_soft_roce_machine,
+        host a_device_that_does_not_exist_is_named_in_the_error,
+        device a_port_or_gid_that_does_not_exist_is_a_clear_error,
+    ])
 }

@@ -6,12 +6,14 @@
 
 mod common;
 
+use common::{trials, Test};
+
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use futures::executor::block_on;
-use safeverbs::{Access, Error, Rc, RdmaPod};
+use safeverbs::{Access, Device, Error, Rc, RdmaPod};
 
 /// Aligned above a page (two pages), as a user may declare a type to get
 /// huge-page or cache-set placement.
@@ -33,10 +35,8 @@ fn value(seed: u8) -> TwoPages {
     }
 }
 
-#[test]
-fn regions_are_aligned_for_types_above_a_page() {
-    let Some(dev) = common::device() else { return };
-    let p = common::pair::<Rc>(&dev, 4);
+fn regions_are_aligned_for_types_above_a_page(dev: &Device) {
+    let p = common::pair::<Rc>(dev, 4);
     // Several of each, so that a 4096-aligned allocator result cannot be
     // 8192-aligned by luck every time.
     let mut regions = Vec::new();
@@ -75,9 +75,7 @@ fn regions_are_aligned_for_types_above_a_page() {
     println!("8 KiB-aligned regions: aligned, read back and sent intact");
 }
 
-#[test]
-fn external_memory_of_no_whole_element_is_refused() {
-    let Some(dev) = common::device() else { return };
+fn external_memory_of_no_whole_element_is_refused(dev: &Device) {
     let pd = dev.alloc_pd().unwrap();
     let mut buf = vec![0u64; 2];
     let ptr = NonNull::new(buf.as_mut_ptr().cast::<u8>()).unwrap();
@@ -130,4 +128,11 @@ fn external_memory_of_no_whole_element_is_refused() {
         "the registered region ran its hook"
     );
     drop(buf);
+}
+
+fn main() -> std::process::ExitCode {
+    common::run(trials![
+        device regions_are_aligned_for_types_above_a_page,
+        device external_memory_of_no_whole_element_is_refused,
+    ])
 }

@@ -1,6 +1,8 @@
 //! Soak: a long stream of sends of random sizes, with 10 % of the send
-//! futures dropped right after posting and 1 % forgotten. Every payload
-//! carries a checksum that the receiver verifies; afterwards the slot table
+//! futures dropped right after posting and 1 % forgotten. Every message
+//! carries its sequence number and a checksum that the receiver verifies:
+//! each message arrives, once, in the order it was posted (one RC queue
+//! pair delivers in order), and intact. Afterwards the slot table
 //! holds exactly the forgotten requests and RSS has grown by no more than
 //! their memory.
 //!
@@ -13,9 +15,9 @@ mod common;
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
-use common::{device, env_or, pair, reap_until, rss_kib};
+use common::{env_or, pair, reap_until, rss_kib, trials, Test};
 use futures::executor::block_on;
-use safeverbs::{Access, MemoryRegion, Rc};
+use safeverbs::{Access, Device, MemoryRegion, Rc};
 
 const MAX: usize = 4096;
 const RECVS: usize = 64;
@@ -37,23 +39,26 @@ fn checksum(data: &[u8]) -> u32 {
     })
 }
 
-/// Fills `buf` with `[len u32][checksum u32][payload]` for op `i`.
-fn frame(buf: &mut [u8], i: u64) {
+/// The frame's header: length, checksum, sequence number.
+const HEADER: usize = 16;
+
+/// Fills `buf` with `[len u32][checksum u32][seq u64][payload]` for op
+/// `seq`; the checksum covers the sequence number and the payload.
+fn frame(buf: &mut [u8], seq: u64) {
     let len = buf.len();
-    for (k, b) in buf[8..].iter_mut().enumerate() {
-        *b = (i as usize).wrapping_mul(31).wrapping_add(k) as u8;
+    buf[8..HEADER].copy_from_slice(&seq.to_le_bytes());
+    for (k, b) in buf[HEADER..].iter_mut().enumerate() {
+        *b = (seq as usize).wrapping_mul(31).wrapping_add(k) as u8;
     }
     let sum = checksum(&buf[8..]);
     buf[..4].copy_from_slice(&(len as u32).to_le_bytes());
     buf[4..8].copy_from_slice(&sum.to_le_bytes());
 }
 
-#[test]
-fn soak_random_sizes_dropped_and_forgotten_futures() {
-    let Some(dev) = device() else { return };
+fn soak_random_sizes_dropped_and_forgotten_futures(dev: &Device) {
     let ops = env_or("SAFEVERBS_SOAK_OPS", 1_000_000);
     let secs = env_or("SAFEVERBS_SOAK_SECS", 300);
-    let p = pair::<Rc>(&dev, 128);
+    let p = pair::<Rc>(dev, 128);
     // Send buffers: one slot per outstanding send; forgotten sends get a
     // fresh region of their own (that memory is the accepted leak).
     let window = 32usize;
@@ -77,30 +82,47 @@ fn soak_random_sizes_dropped_and_forgotten_futures() {
     let mut rss_warm = 0;
     let mut posted = 0u64;
 
-    let verify_one = |recvs: &mut VecDeque<_>| {
-        let (res, seg): (
-            safeverbs::Result<safeverbs::Completion>,
-            safeverbs::Segment<[u8], safeverbs::Rw>,
-        ) = block_on(recvs.pop_front().unwrap());
-        let c = res.unwrap();
+    // The receive of message `expected`: its length, checksum, and that it
+    // is that message (not a repeat, not a later one).
+    let verify_one = |recvs: &mut VecDeque<safeverbs::Post<[u8], safeverbs::Rw>>, expected: u64| {
+        let next = recvs.pop_front().unwrap().timeout(Duration::from_secs(30));
+        let (res, seg) = block_on(next);
+        let c = res.unwrap_or_else(|e| panic!("the receive of message {expected}: {e}"));
         let data = seg.to_vec();
         let len = u32::from_le_bytes(data[..4].try_into().unwrap()) as usize;
-        assert_eq!(len, c.byte_len as usize, "length header");
+        assert_eq!(
+            len, c.byte_len as usize,
+            "length header of message {expected}"
+        );
         let sum = u32::from_le_bytes(data[4..8].try_into().unwrap());
-        assert_eq!(sum, checksum(&data[8..len]), "payload checksum");
+        assert_eq!(
+            sum,
+            checksum(&data[8..len]),
+            "checksum of message {expected}"
+        );
+        let seq = u64::from_le_bytes(data[8..HEADER].try_into().unwrap());
+        assert_eq!(
+            seq, expected,
+            "message {seq} arrived where message {expected} was due: lost, repeated or reordered"
+        );
         recvs.push_back(p.b.recv(seg));
         len as u64
     };
 
     while posted < ops && Instant::now() < deadline {
-        let len = 8 + (rng.next() as usize % (MAX - 8)) + 1;
+        let len = HEADER + (rng.next() as usize % (MAX - HEADER)) + 1;
         let roll = rng.next() % 100;
         if roll == 0 {
             // Forget: a region of its own, leaked with the future.
             let region = p.pd.register_zeroed::<u8>(len, Access::local()).unwrap();
             let mut seg = region.bytes_rw(0..len).unwrap();
             frame(seg.get_mut().unwrap(), posted);
-            std::mem::forget(p.a.send(seg));
+            let fut = p.a.send(seg);
+            assert!(
+                format!("{fut:?}").contains("\"posted\""),
+                "the send queue was full: {fut:?}"
+            );
+            std::mem::forget(fut);
             leaked.push(region);
             forgotten += 1;
         } else {
@@ -124,6 +146,12 @@ fn soak_random_sizes_dropped_and_forgotten_futures() {
             frame(seg.get_mut().unwrap(), posted);
             let fut = p.a.send(seg);
             if roll <= 10 {
+                // A dropped post that had not gone out yet would never be
+                // sent: this soak drops posted ones only.
+                assert!(
+                    format!("{fut:?}").contains("\"posted\""),
+                    "the send queue was full: {fut:?}"
+                );
                 drop(fut); // the slot table keeps the segment until done
                 dropped += 1;
             } else {
@@ -133,7 +161,7 @@ fn soak_random_sizes_dropped_and_forgotten_futures() {
         posted += 1;
         // Keep the receiver ahead of the sender.
         while posted - verified > (RECVS / 2) as u64 {
-            bytes += verify_one(&mut recvs);
+            bytes += verify_one(&mut recvs, verified);
             verified += 1;
         }
         if posted == 10_000 {
@@ -141,7 +169,7 @@ fn soak_random_sizes_dropped_and_forgotten_futures() {
         }
     }
     while verified < posted {
-        bytes += verify_one(&mut recvs);
+        bytes += verify_one(&mut recvs, verified);
         verified += 1;
     }
     for fut in sends.drain(..) {
@@ -161,7 +189,7 @@ fn soak_random_sizes_dropped_and_forgotten_futures() {
     );
     assert_eq!(
         verified, posted,
-        "every payload arrived and matched its checksum"
+        "every message arrived, in order, and matched its checksum"
     );
     assert_eq!(
         p.cq.in_flight() as u64,
@@ -177,4 +205,10 @@ fn soak_random_sizes_dropped_and_forgotten_futures() {
         rss_end - rss_warm
     );
     drop(leaked);
+}
+
+fn main() -> std::process::ExitCode {
+    common::run(trials![
+        device soak_random_sizes_dropped_and_forgotten_futures,
+    ])
 }

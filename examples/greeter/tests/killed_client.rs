@@ -2,10 +2,11 @@
 //! handshake and before its greeting, the server ends, within a bound, with
 //! "the peer closed the connection", and the library's own log line shows
 //! on its stderr. A client that greets and leaves ends it cleanly. Needs a
-//! device (the Soft-RoCE machine); skips without one, saying why.
+//! device (the Soft-RoCE machine); without one the harness skips the
+//! tests, saying why.
 //!
-//! Its own harness: run with `GREETER_TEST_CLIENT=<port>`, this binary is
-//! the client to kill (it connects, says it did, and waits).
+//! Run with `GREETER_TEST_CLIENT=<port>`, this binary is the client to
+//! kill (it connects, says it did, and waits) instead of the tests.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::io::{BufRead, BufReader, Read};
@@ -16,29 +17,26 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use greeter::Greeter;
+use safeverbs::Device;
+
+#[path = "../../../safeverbs/tests/common/mod.rs"]
+mod common;
+
+use common::{trials, Test};
 
 /// How long the server may take to end after its client is gone.
 const BOUND: Duration = Duration::from_secs(10);
 
-fn main() {
+fn main() -> std::process::ExitCode {
     if let Some(port) = std::env::var_os("GREETER_TEST_CLIENT") {
         let port: u16 = port.to_str().and_then(|p| p.parse().ok()).expect("a port");
         connect_and_hang(port);
-        return;
+        return std::process::ExitCode::SUCCESS;
     }
-    let dev = match safeverbs::Device::open_default() {
-        Ok(dev) => dev,
-        Err(e) if std::env::var_os("SAFEVERBS_SOFTROCE").is_none() => {
-            println!("skipped: {e}");
-            return;
-        }
-        Err(e) => panic!("inside the Soft-RoCE machine the device must open: {e}"),
-    };
-    drop(dev);
-    a_killed_client_ends_the_server_with_the_named_cause();
-    println!("test a_killed_client_ends_the_server_with_the_named_cause ... ok");
-    a_client_that_greets_and_leaves_ends_the_server_cleanly();
-    println!("test a_client_that_greets_and_leaves_ends_the_server_cleanly ... ok");
+    common::run(trials![
+        device a_killed_client_ends_the_server_with_the_named_cause,
+        device a_client_that_greets_and_leaves_ends_the_server_cleanly,
+    ])
 }
 
 /// The client to kill: connects, says so, sends nothing.
@@ -132,7 +130,7 @@ fn ended(mut server: Child, since: Instant) -> (std::process::ExitStatus, String
 
 /// Rule: a server learns that its peer died: the examples end with the
 /// named cause when the client is killed.
-fn a_killed_client_ends_the_server_with_the_named_cause() {
+fn a_killed_client_ends_the_server_with_the_named_cause(_dev: &Device) {
     let port = free_port().to_string();
     let (server, server_lines) = server(&port);
     let mut client = Command::new(std::env::current_exe().expect("this binary"))
@@ -160,7 +158,7 @@ fn a_killed_client_ends_the_server_with_the_named_cause() {
 
 /// A client that greets and exits: the server checks the bytes and ends
 /// with success when the client hangs up.
-fn a_client_that_greets_and_leaves_ends_the_server_cleanly() {
+fn a_client_that_greets_and_leaves_ends_the_server_cleanly(_dev: &Device) {
     let port = free_port().to_string();
     let (server, server_lines) = server(&port);
     let client = Command::new(env!("CARGO_BIN_EXE_greeter_client"))

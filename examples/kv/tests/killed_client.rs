@@ -1,7 +1,7 @@
 //! When kv_client is SIGKILLed mid-stream, kv_server does not wait for
 //! ever: it ends, within a bound, with "the peer closed the connection",
 //! and the library's own log line shows on its stderr. Needs a device
-//! (the Soft-RoCE machine); skips without one, saying why.
+//! (the Soft-RoCE machine); without one the harness skips it, saying why.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::io::{BufRead, BufReader, Read};
@@ -11,19 +11,15 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
+use safeverbs::Device;
+
+#[path = "../../../safeverbs/tests/common/mod.rs"]
+mod common;
+
+use common::{trials, Test};
+
 /// How long the server may take to end after its client is killed.
 const BOUND: Duration = Duration::from_secs(10);
-
-fn device_present() -> bool {
-    match safeverbs::Device::open_default() {
-        Ok(_) => true,
-        Err(e) if std::env::var_os("SAFEVERBS_SOFTROCE").is_none() => {
-            println!("skipped: {e}");
-            false
-        }
-        Err(e) => panic!("inside the Soft-RoCE machine the device must open: {e}"),
-    }
-}
 
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
@@ -63,11 +59,7 @@ fn wait_for(lines: &mpsc::Receiver<String>, marker: &str) {
 
 /// Rule: a server learns that its peer died: the examples end with the
 /// named cause when the client is killed.
-#[test]
-fn a_killed_client_ends_the_server_with_the_named_cause() {
-    if !device_present() {
-        return;
-    }
+fn a_killed_client_ends_the_server_with_the_named_cause(_dev: &Device) {
     let port = free_port().to_string();
     let mut server = Command::new(env!("CARGO_BIN_EXE_kv_server"))
         .args(["--port", &port])
@@ -120,4 +112,8 @@ fn a_killed_client_ends_the_server_with_the_named_cause() {
         stderr.contains("WARN") && stderr.contains("without a goodbye"),
         "the library's log is shown: {stderr}"
     );
+}
+
+fn main() -> std::process::ExitCode {
+    common::run(trials![device a_killed_client_ends_the_server_with_the_named_cause])
 }

@@ -1,19 +1,28 @@
-//! Shared set-up of the device tests: open the device (or explain the
-//! skip), and connect two queue pairs of one process to each other.
-#![allow(dead_code, unreachable_pub, clippy::expect_used, clippy::panic)]
+//! Shared set-up of the device tests: the harness (see `runner`), and two
+//! queue pairs of one process connected to each other.
+#![allow(
+    dead_code,
+    unreachable_pub,
+    unused_imports,
+    clippy::expect_used,
+    clippy::panic
+)]
+
+pub mod runner;
+
+pub(crate) use runner::{run, soft_roce, trials, Skip, Test, TestDevice};
 
 use safeverbs::{CompletionQueue, Device, ProtectionDomain, QueuePair, Rts, Transport};
 
-/// The device, or `None` after printing why the test is skipped. Inside
-/// the Soft-RoCE machine (`SAFEVERBS_SOFTROCE=1`) a missing device fails.
-pub fn device() -> Option<Device> {
-    match Device::open_default() {
-        Ok(dev) => Some(dev),
-        Err(e) if std::env::var_os("SAFEVERBS_SOFTROCE").is_none() => {
-            println!("skipped: {e}");
-            None
-        }
-        Err(e) => panic!("inside the Soft-RoCE machine the device must open: {e}"),
+/// The tests of this crate run on a real device (the Soft-RoCE machine's
+/// rxe, or a NIC).
+impl TestDevice for Device {
+    fn open() -> Result<Self, String> {
+        Device::open_default().map_err(|e| e.to_string())
+    }
+
+    fn describe(&self) -> String {
+        soft_roce(self.name())
     }
 }
 
