@@ -187,6 +187,10 @@ impl<B: ?Sized + RdmaBuf, M: Mode> PostBatch<B, M> {
         // and `wrs` outlive the call.
         let rc = unsafe { sys::ibv_post_send(qp.raw(), wrs.as_mut_ptr(), &mut bad) };
         if rc == 0 {
+            // Shut down while we posted: ERR again flushes the chain too.
+            if let Some(cause) = qp.shutdown_cause() {
+                qp.shut_down(cause);
+            }
             return Phase::Posted { cq, ids, n };
         }
         // Only the requests from `bad_wr` on were refused; if it points

@@ -160,6 +160,12 @@ impl<T: ?Sized, M> Post<T, M> {
 
 /// What every post checks before it reaches the provider.
 pub(crate) fn check_segment(qp: &QpInner, segment: &RawSegment) -> Result<()> {
+    // A queue pair SafeVerbs has shut down takes nothing more: a request
+    // posted to it in ERR need not be flushed (rxe does not), so it would
+    // never resolve.
+    if let Some(cause) = qp.shutdown_cause() {
+        return Err(Error::ShutDown(cause));
+    }
     // The lkey is resolved in the QP's protection domain: a region of
     // another one (or of another device context) must not be posted.
     if !Arc::ptr_eq(&segment.region.pd, &qp.pd) {
@@ -223,6 +229,11 @@ fn post(qp: &Arc<QpInner>, request: Request, segment: RawSegment) -> Phase {
         }
     };
     if rc == 0 {
+        // Shut down while we posted: move it to ERR again, which flushes
+        // what is queued, this request included.
+        if let Some(cause) = qp.shutdown_cause() {
+            qp.shut_down(cause);
+        }
         return Phase::Posted { cq, id };
     }
     if !refused {

@@ -379,6 +379,11 @@ impl QpInner {
         }
     }
 
+    /// Why SafeVerbs shut the queue pair down, if it did.
+    pub(crate) fn shutdown_cause(&self) -> Option<Shutdown> {
+        self.shutdown.get().copied()
+    }
+
     /// What a completion of this queue pair means for its request: a flush
     /// after [`shut_down`](Self::shut_down) names the cause.
     pub(crate) fn outcome(&self, completion: RawCompletion) -> Result<Completion> {
