@@ -10,32 +10,45 @@
 //!   out in the order the queue returned them (a batch's failed rider is
 //!   delivered before the flush of the signaled request after it).
 //!
-//! What loom cannot check: it runs lock operations and `SeqCst` accesses in
-//! one global order. The language's memory model is weaker: a failed
-//! `try_lock` is a relaxed load there, so "`again` set, then the lock seen
-//! held" in one thread and "lock let go, then `again` read" in the reaper
-//! form a store-buffering pattern it does not forbid. Every mutex on the
-//! targets we build for (locked read-modify-writes on x86-64, acquire and
-//! release instructions on AArch64) orders them; a `SeqCst` fence after
-//! each of the two first steps would make it hold by the model alone.
+//! The role is one atomic state (`IDLE`, `REAPING`, `AGAIN`), changed only
+//! by read-modify-writes. Those are totally ordered on one location by the
+//! language's memory model itself, so "ask for another round" and "let go"
+//! cannot both miss each other (an earlier version paired a mutex with a
+//! flag, which formed a store-buffering pattern the model does not forbid
+//! and loom cannot show).
 //!
 //! [`CqInner::poll`]: crate::cq::CqInner::poll
 
-use crate::sync::{AtomicBool, Mutex, Ordering, TryLockError};
+use crate::sync::{AtomicU8, Ordering};
 
-/// The reaper role of one queue.
+/// Nobody reaps.
+const IDLE: u8 = 0;
+/// One thread reaps.
+const REAPING: u8 = 1;
+/// One thread reaps, and another asked it to go round once more.
+const AGAIN: u8 = 2;
+
+/// The reaper role of one queue: one atomic state, so that "ask the reaper
+/// to go round again" and "the reaper lets go" are read-modify-writes of one
+/// location, totally ordered: one of them always sees the other.
 pub(crate) struct Reaping {
-    /// Held by the one thread reaping.
-    reaper: Mutex<()>,
-    /// Set by a thread that wanted to reap while another was reaping.
-    again: AtomicBool,
+    state: AtomicU8,
+}
+
+/// Gives the role back if `reap` panics, so the queue is not left with a
+/// reaper that is gone.
+struct Release<'a>(&'a AtomicU8);
+
+impl Drop for Release<'_> {
+    fn drop(&mut self) {
+        self.0.store(IDLE, Ordering::Release);
+    }
 }
 
 impl Reaping {
     pub(crate) fn new() -> Self {
         Self {
-            reaper: Mutex::new(()),
-            again: AtomicBool::new(false),
+            state: AtomicU8::new(IDLE),
         }
     }
 
@@ -43,32 +56,46 @@ impl Reaping {
     /// the queue's one reaper, as often as needed; returns the total.
     ///
     /// A thread that finds another reaping does not wait: it asks the
-    /// reaper to go round once more (`again`, checked after the reaper lets
-    /// go) and returns 0, so what arrived meanwhile is never left unreaped.
-    /// The first error of `reap` ends the call.
+    /// reaper to go round once more (`AGAIN`) and returns 0; the reaper
+    /// lets go only from `REAPING`, so what arrived meanwhile is never left
+    /// unreaped. The first error of `reap` ends the call (and the role).
     pub(crate) fn run<E>(&self, mut reap: impl FnMut() -> Result<usize, E>) -> Result<usize, E> {
+        // Take the role, or hand the work to whoever has it.
+        loop {
+            match self
+                .state
+                .compare_exchange(IDLE, REAPING, Ordering::Acquire, Ordering::Relaxed)
+            {
+                Ok(_) => break,
+                Err(_) => {
+                    let asked = self
+                        .state
+                        .fetch_update(Ordering::AcqRel, Ordering::Relaxed, |s| {
+                            (s != IDLE).then_some(AGAIN)
+                        });
+                    if asked.is_ok() {
+                        return Ok(0);
+                    }
+                    // The reaper let go meanwhile: try to take the role.
+                }
+            }
+        }
+        let release = Release(&self.state);
         let mut total = 0;
         loop {
-            let reaper = match self.reaper.try_lock() {
-                Ok(guard) => guard,
-                // A panic cannot leave `()` half updated.
-                Err(TryLockError::Poisoned(p)) => p.into_inner(),
-                Err(TryLockError::WouldBlock) => {
-                    self.again.store(true, Ordering::SeqCst);
-                    match self.reaper.try_lock() {
-                        Ok(guard) => guard,
-                        Err(TryLockError::Poisoned(p)) => p.into_inner(),
-                        // The reaper will see `again` after it lets go.
-                        Err(TryLockError::WouldBlock) => return Ok(total),
-                    }
+            total += reap()?;
+            // Let go, unless someone asked for another round.
+            match self
+                .state
+                .compare_exchange(REAPING, IDLE, Ordering::Release, Ordering::Relaxed)
+            {
+                Ok(_) => {
+                    std::mem::forget(release);
+                    return Ok(total);
                 }
-            };
-            self.again.store(false, Ordering::SeqCst);
-            let reaped = reap();
-            drop(reaper);
-            total += reaped?;
-            if !self.again.load(Ordering::SeqCst) {
-                return Ok(total);
+                // `AGAIN`: only we move it back, and only the reaper can be
+                // asked, so the state is ours to reset.
+                Err(_) => self.state.store(REAPING, Ordering::Relaxed),
             }
         }
     }
@@ -189,5 +216,31 @@ mod loom_models {
                 "delivered out of queue order or twice"
             );
         });
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::Reaping;
+
+    /// A reaper that panics gives the role back: the next poll reaps.
+    #[test]
+    fn a_panicking_reap_gives_the_role_back() {
+        let reaping = Reaping::new();
+        let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let _ = reaping.run::<()>(|| panic!("the provider's poll panicked"));
+        }));
+        assert!(panicked.is_err());
+        assert_eq!(
+            reaping.run::<()>(|| Ok(3)),
+            Ok(3),
+            "the role was left taken"
+        );
+        assert_eq!(reaping.run::<()>(|| Err(())), Err(()));
+        assert_eq!(
+            reaping.run::<()>(|| Ok(1)),
+            Ok(1),
+            "an error gives the role back too"
+        );
     }
 }

@@ -10,18 +10,11 @@
 //! [`credits`]: crate::credits
 
 #[cfg(loom)]
-pub(crate) use loom::sync::{
-    atomic::{AtomicBool, AtomicU32},
-    Mutex,
-};
+pub(crate) use loom::sync::atomic::{AtomicBool, AtomicU32, AtomicU8};
 #[cfg(not(loom))]
-pub(crate) use std::sync::{
-    atomic::{AtomicBool, AtomicU32},
-    Mutex,
-};
+pub(crate) use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU8};
 
 pub(crate) use std::sync::atomic::Ordering;
-pub(crate) use std::sync::TryLockError;
 
 /// Runs the model `f` under loom, exploring every interleaving with at
 /// most `preemptions` preemptions (unless `LOOM_MAX_PREEMPTIONS` says
