@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use crate::cq::CompletionQueue;
 use crate::endpoint::{Endpoint, TransportKind};
-use crate::exchange::{Deadline, EXCHANGE_TIMEOUT};
+use crate::exchange::{Deadline, Stream, EXCHANGE_TIMEOUT};
 use crate::fields::{FieldToken, HasFields, Project};
 use crate::fingerprint as fp;
 use crate::liveness::Watch;
@@ -375,11 +375,11 @@ impl<D: Declaration, R: Role> fmt::Debug for Prepared<D, R> {
 
 /// The connection hello, after the endpoints: magic, version, role. The
 /// region descriptor follows once both ends have checked each other.
-const HELLO_MAGIC: [u8; 4] = *b"SVCN";
-const HELLO_VERSION: u8 = 1;
-const HELLO_LEN: usize = 4 + 1 + 1;
+pub(crate) const HELLO_MAGIC: [u8; 4] = *b"SVCN";
+pub(crate) const HELLO_VERSION: u8 = 1;
+pub(crate) const HELLO_LEN: usize = 4 + 1 + 1;
 /// The last byte of the handshake: this end's queue pair is in RTS.
-const READY: u8 = b'R';
+pub(crate) const READY: u8 = b'R';
 
 fn protocol_error(message: String) -> Error {
     Error::Exchange(io::Error::new(io::ErrorKind::InvalidData, message))
@@ -395,7 +395,7 @@ fn role_name(wire: u8) -> &'static str {
 
 /// What an end is, and so what it requires of its peer.
 #[derive(Debug, Clone, Copy)]
-struct Terms {
+pub(crate) struct Terms {
     /// The declaration, as errors name it.
     what: &'static str,
     fingerprint: u64,
@@ -408,7 +408,7 @@ struct Terms {
 }
 
 impl Terms {
-    fn of<D: Declaration, R: Role>() -> Self {
+    pub(crate) fn of<D: Declaration, R: Role>() -> Self {
         Self {
             what: D::WHAT,
             fingerprint: D::FINGERPRINT,
@@ -426,12 +426,12 @@ impl Terms {
 /// it exposes) leaves before everything about the peer has been checked:
 /// its endpoint, declaration and transport, then the magic, version and
 /// role of its hello, each as soon as its bytes arrive.
-struct Handshake<'a> {
-    stream: Deadline<'a>,
+struct Handshake<'a, S: Stream + ?Sized> {
+    stream: Deadline<'a, S>,
     terms: Terms,
 }
 
-impl Handshake<'_> {
+impl<S: Stream + ?Sized> Handshake<'_, S> {
     /// Step 1: endpoints, sent and read; the peer's declaration and
     /// transport checked.
     fn endpoints(&mut self, local: &Endpoint) -> Result<Endpoint> {
@@ -514,8 +514,8 @@ impl Handshake<'_> {
 /// The whole handshake over `stream` within `timeout`: endpoints, hellos,
 /// region descriptors (`ours` sent), then `connect` with the peer's
 /// endpoint and region descriptor, then ready.
-fn handshake<Q>(
-    stream: &TcpStream,
+pub(crate) fn handshake<S: Stream + ?Sized, Q>(
+    stream: &S,
     timeout: Duration,
     terms: Terms,
     local: &Endpoint,

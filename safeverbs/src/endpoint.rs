@@ -1186,6 +1186,10 @@ mod tests {
         }
     }
 
+    /// A fixed stand-in for the coverage-guided `endpoint` fuzz target
+    /// (fuzz/, docs/fuzzing.md), which checks these properties and more
+    /// (bytes read, no allocation). This loop stays so that a plain stable
+    /// `cargo test`, and Miri, check them too.
     #[test]
     fn random_bytes_and_mutations() {
         let iterations = if cfg!(miri) { 200 } else { 100_000 };

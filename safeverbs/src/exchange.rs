@@ -168,19 +168,60 @@ fn configure(s: TcpStream, timeout: Duration) -> Result<TcpStream> {
     Ok(s)
 }
 
+/// What a [`Deadline`] runs over: a byte stream whose reads and writes take
+/// a timeout. A [`TcpStream`] in the library; an in-memory peer under the
+/// fuzzer (`crate::__fuzz`), so that the handshake's own code reads the
+/// fuzzer's bytes.
+pub(crate) trait Stream {
+    fn read(&self, buf: &mut [u8]) -> io::Result<usize>;
+    fn write(&self, buf: &[u8]) -> io::Result<usize>;
+    fn flush(&self) -> io::Result<()>;
+    fn read_timeout(&self) -> io::Result<Option<Duration>>;
+    fn write_timeout(&self) -> io::Result<Option<Duration>>;
+    fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()>;
+    fn set_write_timeout(&self, timeout: Option<Duration>) -> io::Result<()>;
+}
+
+impl Stream for TcpStream {
+    fn read(&self, buf: &mut [u8]) -> io::Result<usize> {
+        let mut stream = self;
+        Read::read(&mut stream, buf)
+    }
+    fn write(&self, buf: &[u8]) -> io::Result<usize> {
+        let mut stream = self;
+        Write::write(&mut stream, buf)
+    }
+    fn flush(&self) -> io::Result<()> {
+        let mut stream = self;
+        Write::flush(&mut stream)
+    }
+    fn read_timeout(&self) -> io::Result<Option<Duration>> {
+        TcpStream::read_timeout(self)
+    }
+    fn write_timeout(&self) -> io::Result<Option<Duration>> {
+        TcpStream::write_timeout(self)
+    }
+    fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
+        TcpStream::set_read_timeout(self, timeout)
+    }
+    fn set_write_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
+        TcpStream::set_write_timeout(self, timeout)
+    }
+}
+
 /// A stream under one deadline: every read and write waits at most until
 /// it, however the peer spreads its bytes. A bound that passes is
 /// [`Error::Timeout`] with the whole budget and what was awaited. The
 /// stream's own timeouts are put back when this is dropped.
-pub(crate) struct Deadline<'a> {
-    stream: &'a TcpStream,
+pub(crate) struct Deadline<'a, S: Stream + ?Sized = TcpStream> {
+    stream: &'a S,
     deadline: Option<Instant>,
     budget: Duration,
     saved: (Option<Duration>, Option<Duration>),
 }
 
-impl<'a> Deadline<'a> {
-    pub(crate) fn new(stream: &'a TcpStream, budget: Duration) -> Result<Self> {
+impl<'a, S: Stream + ?Sized> Deadline<'a, S> {
+    pub(crate) fn new(stream: &'a S, budget: Duration) -> Result<Self> {
         let saved = (
             stream.read_timeout().map_err(Error::Exchange)?,
             stream.write_timeout().map_err(Error::Exchange)?,
@@ -238,28 +279,25 @@ impl<'a> Deadline<'a> {
     }
 }
 
-impl Read for Deadline<'_> {
+impl<S: Stream + ?Sized> Read for Deadline<'_, S> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         self.stream.set_read_timeout(self.left()?)?;
-        let mut stream = self.stream;
-        stream.read(buf)
+        self.stream.read(buf)
     }
 }
 
-impl Write for Deadline<'_> {
+impl<S: Stream + ?Sized> Write for Deadline<'_, S> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         self.stream.set_write_timeout(self.left()?)?;
-        let mut stream = self.stream;
-        stream.write(buf)
+        self.stream.write(buf)
     }
 
     fn flush(&mut self) -> io::Result<()> {
-        let mut stream = self.stream;
-        stream.flush()
+        self.stream.flush()
     }
 }
 
-impl Drop for Deadline<'_> {
+impl<S: Stream + ?Sized> Drop for Deadline<'_, S> {
     fn drop(&mut self) {
         // Setting a socket option does not block.
         let (read, write) = self.saved;

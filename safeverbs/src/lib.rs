@@ -290,3 +290,163 @@ pub mod __bench {
         )
     }
 }
+
+/// Entry points for the fuzz targets in `fuzz/` (see `docs/fuzzing.md`):
+/// the library's own handshake code, run against a scripted peer instead of
+/// a TCP stream. Not a public API.
+///
+/// Everything a peer sends before a device is needed goes through the very
+/// functions [`Prepared::connect`] runs: the endpoint exchange and its
+/// checks, the hellos, the region descriptors and their decoding; only the
+/// queue pair's transition, which needs a device, is left out (the peer's
+/// region descriptor is decoded where `connect` would then connect).
+#[doc(hidden)]
+pub mod __fuzz {
+    use std::cell::{Cell, RefCell};
+    use std::io;
+    use std::time::Duration;
+
+    use crate::connection::{handshake as run, Terms};
+    use crate::exchange::Stream;
+    use crate::{Declaration, Endpoint, RemoteRegion, Result, Role, EXCHANGE_TIMEOUT};
+
+    /// The connection hello's magic.
+    pub const HELLO_MAGIC: [u8; 4] = crate::connection::HELLO_MAGIC;
+    /// The connection hello's version.
+    pub const HELLO_VERSION: u8 = crate::connection::HELLO_VERSION;
+    /// The connection hello's size: magic, version, role.
+    pub const HELLO_LEN: usize = crate::connection::HELLO_LEN;
+    /// The handshake's last byte.
+    pub const READY: u8 = crate::connection::READY;
+
+    /// How the scripted peer's stream behaves once its bytes are all read.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub enum End {
+        /// The peer closed the stream: reads return 0.
+        Close,
+        /// The peer stays silent: reads time out (`WouldBlock`, as a socket
+        /// with a read timeout reports it).
+        Stall,
+        /// The stream fails: reads return `ConnectionReset`.
+        Reset,
+    }
+
+    /// A peer that sends `bytes` and then ends as `end` says.
+    #[derive(Debug, Clone, Copy)]
+    pub struct Peer<'a> {
+        /// Everything the peer sends.
+        pub bytes: &'a [u8],
+        /// The most bytes one read returns (0 counts as 1).
+        pub chunk: usize,
+        /// Every other read fails with `Interrupted` first.
+        pub interrupt: bool,
+        /// What reads return once `bytes` are used up.
+        pub end: End,
+    }
+
+    /// What one handshake did.
+    #[derive(Debug)]
+    pub struct Run<T: ?Sized> {
+        /// The handshake's result: the peer's endpoint and region.
+        pub result: Result<(Endpoint, RemoteRegion<T>)>,
+        /// Every byte this end sent to the peer.
+        pub sent: Vec<u8>,
+        /// How many of the peer's bytes this end read.
+        pub consumed: usize,
+        /// Whether the stream's timeouts were put back as they were.
+        pub timeouts_restored: bool,
+    }
+
+    struct Scripted<'a> {
+        peer: Peer<'a>,
+        at: Cell<usize>,
+        calls: Cell<usize>,
+        sent: RefCell<Vec<u8>>,
+        timeouts: Cell<(Option<Duration>, Option<Duration>)>,
+    }
+
+    /// The timeouts the scripted stream starts with, to see them restored.
+    const INITIAL: (Option<Duration>, Option<Duration>) = (Some(Duration::from_secs(77)), None);
+
+    impl Stream for Scripted<'_> {
+        fn read(&self, buf: &mut [u8]) -> io::Result<usize> {
+            let calls = self.calls.get() + 1;
+            self.calls.set(calls);
+            if self.peer.interrupt && calls % 2 == 1 {
+                return Err(io::ErrorKind::Interrupted.into());
+            }
+            let rest = self.peer.bytes.get(self.at.get()..).unwrap_or_default();
+            if rest.is_empty() {
+                return match self.peer.end {
+                    End::Close => Ok(0),
+                    End::Stall => Err(io::ErrorKind::WouldBlock.into()),
+                    End::Reset => Err(io::ErrorKind::ConnectionReset.into()),
+                };
+            }
+            let n = rest.len().min(buf.len()).min(self.peer.chunk.max(1));
+            if let (Some(to), Some(from)) = (buf.get_mut(..n), rest.get(..n)) {
+                to.copy_from_slice(from);
+            }
+            self.at.set(self.at.get() + n);
+            Ok(n)
+        }
+        fn write(&self, buf: &[u8]) -> io::Result<usize> {
+            self.sent.borrow_mut().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&self) -> io::Result<()> {
+            Ok(())
+        }
+        fn read_timeout(&self) -> io::Result<Option<Duration>> {
+            Ok(self.timeouts.get().0)
+        }
+        fn write_timeout(&self) -> io::Result<Option<Duration>> {
+            Ok(self.timeouts.get().1)
+        }
+        fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
+            self.timeouts.set((timeout, self.timeouts.get().1));
+            Ok(())
+        }
+        fn set_write_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
+            self.timeouts.set((self.timeouts.get().0, timeout));
+            Ok(())
+        }
+    }
+
+    /// Runs end `R` of connection `D`'s handshake, as
+    /// [`Prepared::connect`](crate::Prepared::connect) does, against
+    /// `peer`: this end sends `local` and, once the peer checks out, `ours`
+    /// (an encoded region descriptor); the peer's region descriptor is
+    /// decoded as `connect` decodes it. Then, where `connect` would move
+    /// its queue pair to RTS, this end sends ready and waits for the
+    /// peer's.
+    pub fn handshake<D: Declaration, R: Role>(
+        local: &Endpoint,
+        ours: [u8; crate::REMOTE_REGION_LEN],
+        peer: Peer<'_>,
+    ) -> Run<R::PeerExposes<D>> {
+        let stream = Scripted {
+            peer,
+            at: Cell::new(0),
+            calls: Cell::new(0),
+            // The whole handshake sends 78 bytes: no reallocation.
+            sent: RefCell::new(Vec::with_capacity(128)),
+            timeouts: Cell::new(INITIAL),
+        };
+        let result = run(
+            &stream,
+            EXCHANGE_TIMEOUT,
+            Terms::of::<D, R>(),
+            local,
+            ours,
+            |_, theirs| RemoteRegion::<R::PeerExposes<D>>::decode(theirs),
+        )
+        .map(|(region, peer)| (peer, region));
+        Run {
+            result,
+            consumed: stream.at.get(),
+            timeouts_restored: stream.timeouts.get() == INITIAL,
+            sent: stream.sent.into_inner(),
+        }
+    }
+}

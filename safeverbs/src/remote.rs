@@ -85,7 +85,13 @@ impl<T: ?Sized + RdmaBuf> RemoteRegion<T> {
     }
 
     /// Decodes what a peer sent. The type is the caller's claim; the length
-    /// must be a whole number of `T` units.
+    /// must be a whole number of `T` units: `size_of::<T>()` bytes for a
+    /// value, a multiple of the element's size for a slice (0 bytes for a
+    /// slice of a zero-sized type), and the region must end within the
+    /// address space (`addr + len` fits in a `u64`).
+    ///
+    /// Every field is kept as sent: an accepted descriptor
+    /// [`encode`](Self::encode)s to the same bytes.
     pub fn decode(bytes: &[u8]) -> Result<Self> {
         let bytes: &[u8; REMOTE_REGION_LEN] = bytes.try_into().map_err(|_| {
             Error::Endpoint(if bytes.len() < REMOTE_REGION_LEN {
@@ -108,10 +114,14 @@ impl<T: ?Sized + RdmaBuf> RemoteRegion<T> {
             u64::from_be_bytes(to8(len)),
             u32::from_be_bytes(rkey.try_into().unwrap_or_default()),
         );
+        let unit = T::UNIT as u64;
         let whole = if T::SIZED {
-            this.len == T::UNIT as u64
+            this.len == unit
+        } else if unit == 0 {
+            // A run of zero-sized elements has no bytes.
+            this.len == 0
         } else {
-            this.len % (T::UNIT.max(1) as u64) == 0
+            this.len % unit == 0
         };
         if !whole || this.addr.checked_add(this.len).is_none() {
             return Err(Error::BadSelection(format!(
@@ -159,16 +169,44 @@ impl<T: RdmaPod> RemoteRegion<T> {
 }
 
 impl<T: RdmaPod> RemoteRegion<[T]> {
-    /// Elements `range` of the peer's slice.
-    pub fn slice(&self, range: Range<u64>) -> Result<RemoteSegment<[T]>> {
-        let n = size_of::<T>() as u64;
-        self.sub(range.start.saturating_mul(n)..range.end.saturating_mul(n))
+    /// Number of elements in the peer's slice (none for a zero-sized `T`,
+    /// as [`MemoryRegion::len`](crate::MemoryRegion::len) counts them).
+    fn elements(&self) -> u64 {
+        self.len / (size_of::<T>() as u64).max(1)
     }
 
-    /// Element `index` of the peer's slice.
+    /// Elements `range` of the peer's slice; [`Error::RemoteOutOfBounds`]
+    /// unless `range.start <= range.end` and the range ends within
+    /// the slice.
+    pub fn slice(&self, range: Range<u64>) -> Result<RemoteSegment<[T]>> {
+        let n = size_of::<T>() as u64;
+        // Checked in elements, before any multiplication: a range past the
+        // end cannot saturate into one that looks inside.
+        if range.start > range.end || range.end > self.elements() {
+            return Err(Error::RemoteOutOfBounds {
+                offset: range.start.saturating_mul(n),
+                len: range.end.saturating_sub(range.start).saturating_mul(n),
+                granted: self.len,
+            });
+        }
+        // Cannot overflow: `range.end * n <= self.len`.
+        self.sub(range.start * n..range.end * n)
+    }
+
+    /// Element `index` of the peer's slice; [`Error::RemoteOutOfBounds`]
+    /// unless there is an element
+    /// `index`.
     pub fn elem(&self, index: u64) -> Result<RemoteSegment<T>> {
         let n = size_of::<T>() as u64;
-        self.sub(index.saturating_mul(n)..index.saturating_add(1).saturating_mul(n))
+        if index >= self.elements() {
+            return Err(Error::RemoteOutOfBounds {
+                offset: index.saturating_mul(n),
+                len: n,
+                granted: self.len,
+            });
+        }
+        // Cannot overflow: `(index + 1) * n <= self.len`.
+        self.sub(index * n..(index + 1) * n)
     }
 }
 
@@ -206,5 +244,80 @@ impl<T: ?Sized> RemoteSegment<T> {
             });
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::connection::Nothing;
+
+    fn wire(addr: u64, len: u64, rkey: u32) -> [u8; REMOTE_REGION_LEN] {
+        let mut out = [0; REMOTE_REGION_LEN];
+        out[..8].copy_from_slice(&addr.to_be_bytes());
+        out[8..16].copy_from_slice(&len.to_be_bytes());
+        out[16..].copy_from_slice(&rkey.to_be_bytes());
+        out
+    }
+
+    /// Rule: a peer's descriptor is accepted only with a length that is a
+    /// whole run of its type; a run of zero-sized elements has no bytes.
+    /// (Found by the `remote_region` fuzz target: 8 bytes were accepted as
+    /// a `[[u8; 0]]`.)
+    #[test]
+    fn a_slice_of_zero_sized_elements_holds_no_bytes() {
+        for len in [1u64, 8, u64::MAX] {
+            let err = RemoteRegion::<[Nothing]>::decode(&wire(0x2000, len, 1)).unwrap_err();
+            assert!(matches!(err, Error::BadSelection(_)), "{err:?}");
+        }
+        let empty = RemoteRegion::<[Nothing]>::decode(&wire(0x2000, 0, 1)).unwrap();
+        assert_eq!(empty.len_bytes(), 0);
+        assert!(RemoteRegion::<Nothing>::decode(&wire(0x2000, 8, 1)).is_err());
+        assert!(RemoteRegion::<Nothing>::decode(&wire(0x2000, 0, 1)).is_ok());
+        // And it has no element.
+        assert_eq!(empty.elements(), 0);
+        assert!(empty.slice(0..0).is_ok());
+        for (a, b) in [(0, 1), (1, 1), (1 << 40, 0)] {
+            assert!(matches!(
+                empty.slice(a..b),
+                Err(Error::RemoteOutOfBounds { .. })
+            ));
+        }
+        assert!(empty.elem(0).is_err());
+    }
+
+    /// Rule: an element range of a peer's slice is checked in elements,
+    /// so that one past the end is refused however large it is. (Found by
+    /// the `remote_region` fuzz target: `elem(u64::MAX)` of a `[u8]` of
+    /// `u64::MAX` bytes at 0 gave an empty segment at its end, as the byte
+    /// offsets saturated at `u64::MAX`, instead of an error.)
+    #[test]
+    fn element_ranges_past_the_end_are_refused_not_saturated() {
+        // 2^64 - 1 is a multiple of 3: a region of the whole address space
+        // is a whole run of 3-byte elements.
+        let all = RemoteRegion::<[[u8; 3]]>::decode(&wire(0, u64::MAX, 1)).unwrap();
+        assert_eq!(all.elements(), u64::MAX / 3);
+        let past = u64::MAX / 3;
+        for i in [past, past + 1, u64::MAX] {
+            let err = all.elem(i).unwrap_err();
+            assert!(matches!(err, Error::RemoteOutOfBounds { .. }), "{err:?}");
+        }
+        let last = all.elem(past - 1).unwrap();
+        assert_eq!((last.addr(), last.len_bytes()), (u64::MAX - 3, 3));
+        for (a, b) in [(u64::MAX, u64::MAX), (u64::MAX, past + 1), (past, u64::MAX)] {
+            assert!(all.slice(a..b).is_err(), "{a}..{b}");
+        }
+        let tail = all.slice(past - 2..past).unwrap();
+        assert_eq!((tail.addr(), tail.len_bytes()), (u64::MAX - 6, 6));
+        // The same with bytes: element u64::MAX of a [u8] reaching there.
+        let bytes = RemoteRegion::<[u8]>::decode(&wire(0, u64::MAX, 1)).unwrap();
+        assert!(bytes.elem(u64::MAX).is_err());
+        assert_eq!(bytes.elem(u64::MAX - 1).unwrap().addr(), u64::MAX - 1);
+        // An inverted range is refused, even when both ends are past it.
+        let some = RemoteRegion::<[u64]>::decode(&wire(0x1000, 64, 1)).unwrap();
+        for (a, b) in [(5, 3), (1 << 62, 1 << 61)] {
+            assert!(some.slice(a..b).is_err(), "{a}..{b}");
+        }
+        assert_eq!(some.slice(3..5).unwrap().len_bytes(), 16);
     }
 }
