@@ -91,7 +91,7 @@ impl Drop for CqInner {
     fn drop(&mut self) {
         // SAFETY: `cq` came from `ibv_create_cq`; attached queue pairs hold
         // an `Arc<CqInner>`, so none is left.
-        let rc = unsafe { sys::ibv_destroy_cq(self.cq) };
+        let rc = unsafe { self.device.inner.provider.destroy_cq(self.cq) };
         if rc != 0 {
             tracing::warn!(rc, "ibv_destroy_cq failed");
         }
@@ -127,12 +127,12 @@ impl Device {
         }
         let channel = match mode {
             CqMode::BusyPoll => None,
-            _ => Some(Channel::create(self.inner.ctx)?),
+            _ => Some(Channel::create(self)?),
         };
         let raw_channel = channel.as_ref().map_or(std::ptr::null_mut(), Channel::raw);
         // SAFETY: the context is open; the channel is null or live.
         let cq = unsafe {
-            sys::ibv_create_cq(
+            self.inner.provider.create_cq(
                 self.inner.ctx,
                 entries as i32,
                 std::ptr::null_mut(),

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use safeverbs_sys as sys;
 
+use crate::provider::Provider;
 use crate::{Error, Result};
 
 /// `IBV_LINK_LAYER_INFINIBAND` (an anonymous enum in verbs.h).
@@ -142,6 +143,8 @@ pub(crate) struct Context {
     pub(crate) name: String,
     pub(crate) port: PortInfo,
     pub(crate) limits: DeviceLimits,
+    /// Who carries out its control verbs.
+    pub(crate) provider: Provider,
 }
 
 // SAFETY: an `ibv_context` may be used from any thread (libibverbs is
@@ -152,9 +155,9 @@ unsafe impl Sync for Context {}
 
 impl Drop for Context {
     fn drop(&mut self) {
-        // SAFETY: `ctx` came from `ibv_open_device` and every object made
-        // from it holds an `Arc<Context>`, so none is left.
-        let rc = unsafe { sys::ibv_close_device(self.ctx) };
+        // SAFETY: `ctx` came from this provider's open and every object
+        // made from it holds an `Arc<Context>`, so none is left.
+        let rc = unsafe { self.provider.close_device(self.ctx) };
         if rc != 0 {
             tracing::warn!(device = %self.name, rc, "ibv_close_device failed");
         }
@@ -301,6 +304,7 @@ impl Context {
                 max_sge: 0,
                 max_qp_rd_atom: 0,
             },
+            provider: Provider::Verbs,
         };
         let mut attr = sys::ibv_device_attr::default();
         // SAFETY: `ctx` is open; `attr` is a valid out-parameter.

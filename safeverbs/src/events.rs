@@ -32,6 +32,8 @@ use std::time::Duration;
 use safeverbs_sys as sys;
 
 use crate::cq::{CompletionQueue, CqInner};
+use crate::device::Device;
+use crate::provider::Provider;
 use crate::{Error, Result};
 
 /// How a completion queue's futures wait for their completions.
@@ -180,16 +182,19 @@ impl DriverState {
 /// An `ibv_comp_channel`.
 pub(crate) struct Channel {
     ptr: NonNull<sys::ibv_comp_channel>,
+    provider: Provider,
     driver: Arc<DriverState>,
 }
 
 impl Channel {
-    pub(crate) fn create(ctx: *mut sys::ibv_context) -> Result<Self> {
-        // SAFETY: `ctx` is an open device context (caller holds the device).
-        let ptr = unsafe { sys::ibv_create_comp_channel(ctx) };
+    pub(crate) fn create(device: &Device) -> Result<Self> {
+        let provider = device.inner.provider.clone();
+        // SAFETY: the context is open while `device` lives.
+        let ptr = unsafe { provider.create_comp_channel(device.inner.ctx) };
         let ptr = NonNull::new(ptr).ok_or_else(|| Error::last_os("ibv_create_comp_channel"))?;
         let this = Self {
             ptr,
+            provider,
             driver: Arc::default(),
         };
         // Events are drained until EAGAIN: the descriptor must not block.
@@ -262,7 +267,7 @@ impl EventSource for &Channel {
         let mut cq = std::ptr::null_mut();
         let mut ctx = std::ptr::null_mut();
         // SAFETY: the channel is live; the out-parameters are valid.
-        let rc = unsafe { sys::ibv_get_cq_event(self.raw(), &mut cq, &mut ctx) };
+        let rc = unsafe { self.provider.get_cq_event(self.raw(), &mut cq, &mut ctx) };
         if rc != 0 {
             let err = io::Error::last_os_error();
             return match err.kind() {
@@ -285,7 +290,7 @@ impl EventSource for &Channel {
         // owns the channel, which the caller holds (`handle_events` runs on
         // it). Even for another queue it would be live: `ibv_destroy_cq`
         // waits until every event taken for its queue is acknowledged.
-        unsafe { sys::ibv_ack_cq_events(cq.as_ptr(), 1) };
+        unsafe { self.provider.ack_cq_events(cq.as_ptr(), 1) };
     }
 }
 
@@ -299,7 +304,7 @@ impl Drop for Channel {
     fn drop(&mut self) {
         // SAFETY: the CQ attached to it was destroyed first (`CqInner`'s
         // drop order) and every event taken was acked (`drain`).
-        let rc = unsafe { sys::ibv_destroy_comp_channel(self.ptr.as_ptr()) };
+        let rc = unsafe { self.provider.destroy_comp_channel(self.ptr.as_ptr()) };
         if rc != 0 {
             tracing::warn!(rc, "ibv_destroy_comp_channel failed");
         }

@@ -84,9 +84,13 @@ pub mod fingerprint;
 mod interval;
 mod liveness;
 mod mode;
+#[cfg(feature = "model")]
+#[cfg_attr(docsrs, doc(cfg(feature = "model")))]
+pub mod model;
 mod ops;
 mod pd;
 mod pod;
+mod provider;
 mod qp;
 mod reaper;
 mod reaping;
@@ -95,7 +99,7 @@ mod remote;
 mod segment;
 mod slots;
 mod sync;
-#[cfg(test)]
+#[cfg(any(test, feature = "model"))]
 mod test_rng;
 mod transport;
 

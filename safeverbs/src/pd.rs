@@ -75,7 +75,7 @@ impl Drop for PdInner {
     fn drop(&mut self) {
         // SAFETY: `pd` came from `ibv_alloc_pd`; regions and queue pairs
         // hold an `Arc<PdInner>`, so none is left.
-        let rc = unsafe { sys::ibv_dealloc_pd(self.pd) };
+        let rc = unsafe { self.device.inner.provider.dealloc_pd(self.pd) };
         if rc != 0 {
             tracing::warn!(rc, "ibv_dealloc_pd failed");
         }
@@ -94,7 +94,7 @@ impl Device {
     /// Allocates a protection domain.
     pub fn alloc_pd(&self) -> Result<ProtectionDomain> {
         // SAFETY: the context is open for as long as `self` lives.
-        let pd = unsafe { sys::ibv_alloc_pd(self.inner.ctx) };
+        let pd = unsafe { self.inner.provider.alloc_pd(self.inner.ctx) };
         if pd.is_null() {
             return Err(Error::last_os("ibv_alloc_pd"));
         }

@@ -169,7 +169,7 @@ impl<T: Transport> QpBuilder<T> {
         };
         // SAFETY: the PD and both CQs are alive (we hold them); `init` is a
         // valid attribute block.
-        let qp = unsafe { sys::ibv_create_qp(self.pd.inner.pd, &mut init) };
+        let qp = unsafe { device.inner.provider.create_qp(self.pd.inner.pd, &mut init) };
         if qp.is_null() {
             unreserve();
             let mut err = Error::last_os("ibv_create_qp");
@@ -277,7 +277,7 @@ impl Drop for QpInner {
     fn drop(&mut self) {
         // SAFETY: `qp` came from `ibv_create_qp`. No request is in flight:
         // each holds an `Arc<QpInner>` until its completion is reaped.
-        let rc = unsafe { sys::ibv_destroy_qp(self.qp) };
+        let rc = unsafe { self.pd.device.inner.provider.destroy_qp(self.qp) };
         if rc != 0 {
             tracing::warn!(rc, "ibv_destroy_qp failed");
         }
@@ -293,7 +293,7 @@ impl QpInner {
 
     fn modify(&self, attr: &mut sys::ibv_qp_attr, mask: sys::ibv_qp_attr_mask) -> Result<()> {
         // SAFETY: `qp` is live; `attr` is valid for the fields `mask` names.
-        let rc = unsafe { sys::ibv_modify_qp(self.qp, attr, mask.0 as i32) };
+        let rc = unsafe { self.pd.device.inner.provider.modify_qp(self.qp, attr, mask.0 as i32) };
         if rc != 0 {
             return Err(Error::errno("ibv_modify_qp", rc));
         }

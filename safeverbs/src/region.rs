@@ -81,7 +81,7 @@ impl Drop for RegionInner {
         // access, so the memory can be freed.
         // SAFETY: `mr` came from `ibv_reg_mr`; no segment is alive (each
         // holds an `Arc<RegionInner>`), so no work request uses it.
-        let rc = unsafe { sys::ibv_dereg_mr(self.mr.as_ptr()) };
+        let rc = unsafe { self.pd.device.inner.provider.dereg_mr(self.mr.as_ptr()) };
         if rc != 0 {
             // The NIC may still own the memory: leak it rather than free it.
             tracing::error!(rc, "ibv_dereg_mr failed; leaking the region's memory");
@@ -227,7 +227,8 @@ impl ProtectionDomain {
         // `reg_len` bytes (the owned allocation, or the caller's contract
         // with `len >= 1`).
         let mr = unsafe {
-            sys::ibv_reg_mr(self.inner.pd, ptr.as_ptr().cast(), reg_len, access.0 as i32)
+            let provider = &self.inner.device.inner.provider;
+            provider.reg_mr(self.inner.pd, ptr.as_ptr().cast(), reg_len, access.0 as i32)
         };
         let Some(mr) = NonNull::new(mr) else {
             let err = registration_error(len);

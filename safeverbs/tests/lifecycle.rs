@@ -326,8 +326,8 @@ fn a_wrong_transport_or_fingerprint_is_refused_at_connect(dev: &Device) {
 }
 
 fn a_queue_pair_refuses_objects_of_another_device_context(dev: &Device) {
-    // The same NIC opened twice: two device contexts.
-    let other = safeverbs::Device::open_default().unwrap();
+    // The same NIC opened twice (or another model device): two contexts.
+    let other = common::another_context(dev);
     let pd = dev.alloc_pd().unwrap();
     let ours = dev.create_cq(64).unwrap();
     let theirs = other.create_cq(64).unwrap();

@@ -15,14 +15,64 @@ pub(crate) use runner::{run, soft_roce, trials, Skip, Test, TestDevice};
 use safeverbs::{CompletionQueue, Device, ProtectionDomain, QueuePair, Rts, Transport};
 
 /// The tests of this crate run on a real device (the Soft-RoCE machine's
-/// rxe, or a NIC).
+/// rxe, or a NIC) where there is one, else on the model device
+/// (`safeverbs::model`); `SAFEVERBS_MODEL=1` asks for the model anyway.
+/// Inside the Soft-RoCE machine (`SAFEVERBS_SOFTROCE=1`) only the real
+/// device will do.
 impl TestDevice for Device {
     fn open() -> Result<Self, String> {
-        Device::open_default().map_err(|e| e.to_string())
+        let want_model = std::env::var_os("SAFEVERBS_MODEL").is_some_and(|v| v == "1");
+        let in_vm = std::env::var_os("SAFEVERBS_SOFTROCE").is_some();
+        if !want_model || in_vm {
+            match Device::open_default() {
+                Ok(dev) => return Ok(dev),
+                Err(e) if in_vm => return Err(e.to_string()),
+                Err(_) => {}
+            }
+        }
+        model()?.device().map_err(|e| e.to_string())
     }
 
     fn describe(&self) -> String {
-        soft_roce(self.name())
+        match self.model() {
+            Some(m) => format!(
+                "{} (model, seed {:#x}: replay with SAFEVERBS_MODEL_SEED={:#x})",
+                self.name(),
+                m.seed(),
+                m.seed()
+            ),
+            None => soft_roce(self.name()),
+        }
+    }
+}
+
+/// A fresh model of this process's seed (`SAFEVERBS_MODEL_SEED`, or one
+/// drawn once per process): every test of a run uses the same seed.
+fn model() -> Result<safeverbs::model::Model, String> {
+    static SEED: std::sync::OnceLock<Result<u64, String>> = std::sync::OnceLock::new();
+    let seed = SEED.get_or_init(|| {
+        safeverbs::model::Model::from_env()
+            .map(|m| m.seed())
+            .map_err(|e| e.to_string())
+    });
+    Ok(safeverbs::model::Model::new(seed.clone()?))
+}
+
+/// Another device context than `dev`'s: the same NIC opened again, or on
+/// the model another device of its fabric.
+pub fn another_context(dev: &Device) -> Device {
+    match dev.model() {
+        Some(m) => m.device().expect("another model device"),
+        None => Device::open_default().expect("the device opened again"),
+    }
+}
+
+/// For a test that needs a real device (another process as the peer, the
+/// kernel's limits): skipped on the model, saying why.
+pub fn real_device(dev: &Device, why: &str) -> Result<(), Skip> {
+    match dev.model() {
+        Some(_) => Err(Skip(format!("needs a real device: {why}"))),
+        None => Ok(()),
     }
 }
 

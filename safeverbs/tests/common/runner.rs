@@ -152,7 +152,24 @@ fn must_have_device() -> bool {
 /// this harness), so tests do not share a device context.
 fn on_device<D: TestDevice>(body: DeviceBody<D>) -> impl FnOnce() -> Result<Completion, Failed> {
     move || match D::open() {
-        Ok(dev) => body(&dev),
+        // A failure names the device, and on the model its seed.
+        Ok(dev) => match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| body(&dev))) {
+            Ok(Err(failed)) => Err(format!(
+                "{} [on {}]",
+                failed.message().unwrap_or("failed"),
+                dev.describe()
+            )
+            .into()),
+            Ok(done) => done,
+            Err(panic) => {
+                let msg = panic
+                    .downcast_ref::<String>()
+                    .map(String::as_str)
+                    .or_else(|| panic.downcast_ref::<&str>().copied())
+                    .unwrap_or("a panic");
+                Err(format!("panicked: {msg} [on {}]", dev.describe()).into())
+            }
+        },
         Err(why) => Err(format!("no RDMA device for this test: {why}").into()),
     }
 }

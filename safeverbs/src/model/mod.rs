@@ -1,0 +1,238 @@
+//! A model RDMA device, in Rust, in this process (feature `model`).
+//!
+//! It implements the verbs SafeVerbs uses — context, protection domain,
+//! memory registration (keys, bounds and access checked), completion
+//! queues (capacity, overrun), RC and UC queue pairs (the state machine,
+//! PSNs, RNR, flush on ERR), the completion channel (a real file
+//! descriptor) — and a wire between the queue pairs of all devices of one
+//! [`Model`]. It exists to make the library's safety claims falsifiable on
+//! any machine, under Miri and in plain `cargo test`:
+//!
+//! - **DMA is deferred.** Posting only queues a request. Its bytes are read
+//!   (send and write sources) and written (receive and read targets) at a
+//!   later step, chosen by a seeded scheduler, just before its completion is
+//!   queued. Memory the library handed back too early is read or written
+//!   after the user got it back: the test sees wrong bytes, Miri a data race
+//!   or a use after free.
+//! - **It reorders what the verbs allow and nothing else**: requests of
+//!   different queue pairs run in a seeded order, completions are delayed (a
+//!   poll may find nothing although work is pending), but one send queue
+//!   runs in order.
+//! - **It injects faults on demand** ([`Fault`]): a failing request status,
+//!   a queue pair forced to ERR, a doorbell that fails after queueing, a
+//!   completion queue overrun.
+//!
+//! Steps run inside `ibv_poll_cq` (of any queue of the model) and, while a
+//! completion channel exists, on a background thread every millisecond, so
+//! that event-mode queues progress without being polled.
+//!
+//! The same seed gives the same schedule for the same sequence of calls
+//! (threads may still interleave differently). Test harnesses print the
+//! seed; `SAFEVERBS_MODEL_SEED` replays it ([`Model::from_env`]).
+//!
+//! What it does not model: timing (a request to a queue pair that is gone
+//! fails at its step, without the transport's retries; RNR waits do follow
+//! the receiver's RNR timer), UD, SRQ, atomics, memory windows and inline
+//! data (refused as unsupported), and more than one port.
+//!
+//! ```
+//! # fn main() -> safeverbs::Result<()> {
+//! use safeverbs::model::Model;
+//! let model = Model::new(7);
+//! let dev = model.device()?;
+//! assert!(dev.name().starts_with("model"));
+//! let pd = dev.alloc_pd()?;
+//! let cq = dev.create_cq(16)?;
+//! let qp = pd.queue_pair::<safeverbs::Rc>().send_cq(&cq).recv_cq(&cq).build()?;
+//! let ep = qp.endpoint();
+//! let _qp = qp.connect(&ep)?; // to itself
+//! # Ok(()) }
+//! ```
+
+pub(crate) mod abi;
+mod engine;
+mod state;
+
+use std::fmt;
+use std::sync::Arc;
+
+use crate::completion::WcStatus;
+use crate::device::{Context, Device, DeviceLimits, GidKind, PortInfo};
+use crate::provider::Provider;
+use crate::{Error, Result};
+
+pub(crate) use state::Fabric;
+
+/// A fabric of model devices: their wire, their scheduler and its seed.
+/// Cheap to clone; devices keep it alive.
+#[derive(Clone)]
+pub struct Model {
+    pub(crate) fabric: Arc<Fabric>,
+}
+
+impl fmt::Debug for Model {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Model")
+            .field("seed", &format_args!("{:#x}", self.seed()))
+            .finish_non_exhaustive()
+    }
+}
+
+/// A fault the model injects into the next operation it applies to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Fault {
+    /// The next send-queue request the model executes fails with this
+    /// status, and its queue pair moves to ERR (as a failed request does):
+    /// e.g. `RNR_RETRY_EXC_ERR`, `RETRY_EXC_ERR`, `REM_ACCESS_ERR`.
+    Fail(WcStatus),
+    /// The next queue pair with work queued is moved to ERR at the next
+    /// step, as if the device had failed it: everything queued is flushed.
+    QpError,
+    /// The next `ibv_post_send` or `ibv_post_recv` queues its requests and
+    /// then fails with `EIO`, leaving `bad_wr` NULL (as a provider whose
+    /// doorbell fails does).
+    DoorbellFails,
+    /// The next completion finds its queue full: it is lost, the queue is
+    /// broken (every later poll fails with `EIO`) and its queue pairs move
+    /// to ERR.
+    CqOverrun,
+}
+
+/// The limits every model device reports and enforces.
+pub(crate) const LIMITS: DeviceLimits = DeviceLimits {
+    max_qp: 1024,
+    max_qp_wr: 4096,
+    max_cq: 1024,
+    max_cqe: 65536,
+    max_mr: 4096,
+    max_mr_size: 1 << 40,
+    max_sge: 4,
+    max_qp_rd_atom: 16,
+};
+
+/// The path MTU of a model port (rxe's on a 1500-byte Ethernet link).
+pub(crate) const MTU: u32 = 1024;
+
+impl Model {
+    /// A fabric whose scheduler starts from `seed`.
+    pub fn new(seed: u64) -> Self {
+        Self {
+            fabric: Fabric::new(seed),
+        }
+    }
+
+    /// A fabric seeded by `SAFEVERBS_MODEL_SEED` (decimal or `0x` hex), or
+    /// by a fresh random seed when it is unset.
+    pub fn from_env() -> Result<Self> {
+        let seed = match std::env::var("SAFEVERBS_MODEL_SEED") {
+            Ok(v) if !v.is_empty() => parse_seed(&v).ok_or_else(|| {
+                Error::BadSelection(format!(
+                    "SAFEVERBS_MODEL_SEED={v:?} is not a number (decimal or 0x hex)"
+                ))
+            })?,
+            _ => random_seed(),
+        };
+        Ok(Self::new(seed))
+    }
+
+    /// The seed of the scheduler.
+    pub fn seed(&self) -> u64 {
+        self.fabric.seed
+    }
+
+    /// Opens a new model device on this fabric: its own context, port and
+    /// GID (`::ffff:10.0.x.y`), reachable from every other device of the
+    /// fabric.
+    pub fn device(&self) -> Result<Device> {
+        let (ctx, index) = abi::open_device(&self.fabric);
+        let mut gid = [0u8; 16];
+        gid[10] = 0xff;
+        gid[11] = 0xff;
+        gid[12] = 10;
+        gid[13] = 0;
+        gid[14..].copy_from_slice(&(index as u16).to_be_bytes());
+        if let Err(e) = self.fabric.lock().set_gid(index, gid) {
+            // SAFETY: `ctx` was just opened and nothing was made from it.
+            unsafe { abi::close_device(ctx) };
+            return Err(e);
+        }
+        let context = Context {
+            ctx,
+            name: format!("model{index}"),
+            port: PortInfo {
+                port: 1,
+                lid: 0,
+                gid_index: 0,
+                gid,
+                gid_kind: GidKind::RoceV2,
+                active_mtu: MTU,
+                ethernet: true,
+            },
+            limits: LIMITS,
+            provider: Provider::Model(self.clone()),
+        };
+        Ok(Device {
+            inner: Arc::new(context),
+        })
+    }
+
+    /// Injects `fault` into the next operation it applies to (faults of
+    /// one kind apply in the order injected).
+    pub fn inject(&self, fault: Fault) {
+        self.fabric.lock().faults.push_back(fault);
+    }
+
+    /// Faults injected and not yet applied.
+    pub fn pending_faults(&self) -> usize {
+        self.fabric.lock().faults.len()
+    }
+
+    /// Runs scheduler steps until no request can make progress now (a
+    /// receiver that is not ready leaves its sender waiting) or `max`
+    /// steps ran; returns how many ran. Polling does this a few steps at a
+    /// time; tests call it to let the wire finish.
+    pub fn settle(&self, max: usize) -> usize {
+        self.fabric.lock().run(max)
+    }
+}
+
+impl Device {
+    /// The model this device belongs to, if it is a model device.
+    pub fn model(&self) -> Option<&Model> {
+        match &self.inner.provider {
+            Provider::Model(m) => Some(m),
+            Provider::Verbs => None,
+        }
+    }
+}
+
+fn parse_seed(v: &str) -> Option<u64> {
+    match v.strip_prefix("0x").or_else(|| v.strip_prefix("0X")) {
+        Some(hex) => u64::from_str_radix(hex, 16).ok(),
+        None => v.parse().ok(),
+    }
+}
+
+fn random_seed() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos()),
+    );
+    h.finish() | 1
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seeds_parse_in_decimal_and_hex() {
+        assert_eq!(parse_seed("42"), Some(42));
+        assert_eq!(parse_seed("0x2a"), Some(42));
+        assert_eq!(parse_seed("zz"), None);
+    }
+}
