@@ -62,6 +62,10 @@ impl TestDevice for RawDevice {
     fn describe(&self) -> String {
         runner::soft_roce(&self.name)
     }
+
+    fn is_real(&self) -> bool {
+        true
+    }
 }
 
 fn rc_loopback_send_recv_through_raw_verbs(_: &RawDevice) {

@@ -83,7 +83,12 @@ impl Provider {
         vector: c_int,
     ) -> *mut sys::ibv_cq {
         // SAFETY: the caller keeps `ibv_create_cq`'s contract.
-        unsafe { dispatch!(self, ibv_create_cq | create_cq(ctx, cqe, cq_context, channel, vector)) }
+        unsafe {
+            dispatch!(
+                self,
+                ibv_create_cq | create_cq(ctx, cqe, cq_context, channel, vector)
+            )
+        }
     }
 
     pub(crate) unsafe fn destroy_cq(&self, cq: *mut sys::ibv_cq) -> c_int {

@@ -293,7 +293,13 @@ impl QpInner {
 
     fn modify(&self, attr: &mut sys::ibv_qp_attr, mask: sys::ibv_qp_attr_mask) -> Result<()> {
         // SAFETY: `qp` is live; `attr` is valid for the fields `mask` names.
-        let rc = unsafe { self.pd.device.inner.provider.modify_qp(self.qp, attr, mask.0 as i32) };
+        let rc = unsafe {
+            self.pd
+                .device
+                .inner
+                .provider
+                .modify_qp(self.qp, attr, mask.0 as i32)
+        };
         if rc != 0 {
             return Err(Error::errno("ibv_modify_qp", rc));
         }

@@ -145,7 +145,11 @@ fn setup(dev: &Device) -> (ProtectionDomain, CompletionQueue) {
     (pd, cq)
 }
 
-fn peer_killed_with_1000_writes_in_flight_every_future_resolves(dev: &Device) {
+fn peer_killed_with_1000_writes_in_flight_every_future_resolves(dev: &Device) -> Result<(), Skip> {
+    common::real_device(
+        dev,
+        "the peer is another process, and the model lives in this one",
+    )?;
     let (pd, cq) = setup(dev);
     let ours = pd
         .register_zeroed::<u8>(4096, Access::remote_write())
@@ -197,9 +201,14 @@ fn peer_killed_with_1000_writes_in_flight_every_future_resolves(dev: &Device) {
     assert_eq!(cq.in_flight(), 0, "slot table empty");
     assert_eq!(src.live_segments(), 0);
     drop(peer);
+    Ok(())
 }
 
-fn peer_restart_reconnects_and_earlier_data_is_intact(dev: &Device) {
+fn peer_restart_reconnects_and_earlier_data_is_intact(dev: &Device) -> Result<(), Skip> {
+    common::real_device(
+        dev,
+        "the peer is another process, and the model lives in this one",
+    )?;
     let (pd, cq) = setup(dev);
     let ours = pd
         .register_zeroed::<u8>(4096, Access::remote_write())
@@ -222,6 +231,7 @@ fn peer_restart_reconnects_and_earlier_data_is_intact(dev: &Device) {
     ));
     res.unwrap();
     println!("restarted peer: old data intact, new connection writes");
+    Ok(())
 }
 
 fn writes_beyond_the_grant_fail_on_the_nic_and_touch_nothing(dev: &Device) {
@@ -417,6 +427,10 @@ fn drop_ipc_lock() -> Result<Caps, String> {
 /// refused and the registration then succeeds, nothing could be checked:
 /// the test is skipped, saying why (it does not pass).
 fn registering_beyond_the_memlock_limit_names_the_limit(dev: &Device) -> Result<(), Skip> {
+    common::real_device(
+        dev,
+        "the kernel pins registered memory against RLIMIT_MEMLOCK; the model does not",
+    )?;
     let pd = dev.alloc_pd().unwrap();
     let mut old = libc::rlimit {
         rlim_cur: 0,

@@ -56,7 +56,15 @@ fn frame(buf: &mut [u8], seq: u64) {
 }
 
 fn soak_random_sizes_dropped_and_forgotten_futures(dev: &Device) {
-    let ops = env_or("SAFEVERBS_SOAK_OPS", 1_000_000);
+    // The model device runs in this process, several times slower than rxe.
+    let ops = env_or(
+        "SAFEVERBS_SOAK_OPS",
+        if dev.model().is_some() {
+            200_000
+        } else {
+            1_000_000
+        },
+    );
     let secs = env_or("SAFEVERBS_SOAK_SECS", 300);
     let p = pair::<Rc>(dev, 128);
     // Send buffers: one slot per outstanding send; forgotten sends get a

@@ -133,7 +133,13 @@ pub(crate) unsafe fn alloc_pd(ctx: *mut sys::ibv_context) -> *mut sys::ibv_pd {
     let mut st = c.fabric.lock();
     let id = st.id();
     st.pds.insert(id, Pd { nic: c.nic });
-    boxed(sys::ibv_pd { context: ctx, handle: id }, id)
+    boxed(
+        sys::ibv_pd {
+            context: ctx,
+            handle: id,
+        },
+        id,
+    )
 }
 
 /// # Safety
@@ -216,9 +222,7 @@ pub(crate) unsafe fn dereg_mr(mr: *mut sys::ibv_mr) -> c_int {
 
 /// # Safety
 /// As `ibv_create_comp_channel`.
-pub(crate) unsafe fn create_comp_channel(
-    ctx: *mut sys::ibv_context,
-) -> *mut sys::ibv_comp_channel {
+pub(crate) unsafe fn create_comp_channel(ctx: *mut sys::ibv_context) -> *mut sys::ibv_comp_channel {
     // SAFETY: the caller's contract.
     let c = unsafe { context(ctx) };
     // SAFETY: plain flags; the result is checked.
@@ -547,7 +551,10 @@ unsafe extern "C" fn post_recv(
 /// The end of a post: every request is queued; an injected doorbell
 /// failure reports EIO with `bad_wr` NULL.
 fn doorbell<W>(st: &mut State, bad: *mut *mut W) -> c_int {
-    if st.take_fault(|f| *f == super::Fault::DoorbellFails).is_none() {
+    if st
+        .take_fault(|f| *f == super::Fault::DoorbellFails)
+        .is_none()
+    {
         return 0;
     }
     // SAFETY: a valid out-parameter (the post's contract).

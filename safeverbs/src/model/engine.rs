@@ -80,7 +80,9 @@ impl State {
         };
         let from_sq = !qp.sq.is_empty() && (qp.rq.is_empty() || self.rng.below(2) == 0);
         let flushed = if from_sq {
-            qp.sq.pop_front().map(|w| (qp.send_cq, w.wr_id, send_opcode(w.opcode)))
+            qp.sq
+                .pop_front()
+                .map(|w| (qp.send_cq, w.wr_id, send_opcode(w.opcode)))
         } else {
             qp.rq
                 .pop_front()
@@ -111,7 +113,11 @@ impl State {
         // The peer must exist, be able to receive, and expect this PSN;
         // otherwise RC retries until it gives up and UC loses the message.
         let peer = dest.and_then(|(gid, dqpn)| {
-            let nic = self.nics.iter().find(|(_, n)| n.gid == gid).map(|(&id, _)| id)?;
+            let nic = self
+                .nics
+                .iter()
+                .find(|(_, n)| n.gid == gid)
+                .map(|(&id, _)| id)?;
             let p = self.qps.get(&dqpn)?;
             (p.nic == nic && matches!(p.state, QpState::Rtr | QpState::Rts)).then_some(dqpn)
         });
@@ -119,7 +125,10 @@ impl State {
             return self.lost(qpn, packets, None);
         };
 
-        let needs_recv = matches!(opcode, O::IBV_WR_SEND | O::IBV_WR_SEND_WITH_IMM | O::IBV_WR_RDMA_WRITE_WITH_IMM);
+        let needs_recv = matches!(
+            opcode,
+            O::IBV_WR_SEND | O::IBV_WR_SEND_WITH_IMM | O::IBV_WR_RDMA_WRITE_WITH_IMM
+        );
         if needs_recv && self.qps[&peer].rq.is_empty() {
             return match kind {
                 Kind::Rc => self.receiver_not_ready(qpn, peer, now),
@@ -131,7 +140,11 @@ impl State {
         let Some(w) = self.qps.get(&qpn).and_then(|qp| qp.sq.front()) else {
             return;
         };
-        let local_need = if opcode == O::IBV_WR_RDMA_READ { LOCAL_WRITE } else { 0 };
+        let local_need = if opcode == O::IBV_WR_RDMA_READ {
+            LOCAL_WRITE
+        } else {
+            0
+        };
         let Some(local) = self.spans(&w.sges, pd, local_need) else {
             return self.fail(qpn, WcStatus::LOC_PROT_ERR);
         };
@@ -167,7 +180,11 @@ impl State {
             match self.spans(r, peer_pd, LOCAL_WRITE) {
                 Some(spans) if spans.iter().map(|s| s.len).sum::<usize>() >= len => targets = spans,
                 bad => {
-                    let status = if bad.is_some() { WcStatus::LOC_LEN_ERR } else { WcStatus::LOC_PROT_ERR };
+                    let status = if bad.is_some() {
+                        WcStatus::LOC_LEN_ERR
+                    } else {
+                        WcStatus::LOC_PROT_ERR
+                    };
                     return self.receiver_failed(qpn, peer, recv, status);
                 }
             }
@@ -180,7 +197,9 @@ impl State {
         };
         match opcode {
             O::IBV_WR_RDMA_READ => scatter(&local, &bytes),
-            O::IBV_WR_RDMA_WRITE | O::IBV_WR_RDMA_WRITE_WITH_IMM => scatter(remote.as_slice(), &bytes),
+            O::IBV_WR_RDMA_WRITE | O::IBV_WR_RDMA_WRITE_WITH_IMM => {
+                scatter(remote.as_slice(), &bytes)
+            }
             _ => scatter(&targets, &bytes),
         }
 
@@ -198,14 +217,21 @@ impl State {
                 byte_len,
             );
             c.src_qp = qpn;
-            if matches!(opcode, O::IBV_WR_SEND_WITH_IMM | O::IBV_WR_RDMA_WRITE_WITH_IMM) {
+            if matches!(
+                opcode,
+                O::IBV_WR_SEND_WITH_IMM | O::IBV_WR_RDMA_WRITE_WITH_IMM
+            ) {
                 c.wc_flags = sys::ibv_wc_flags::IBV_WC_WITH_IMM.0;
                 c.__bindgen_anon_1.imm_data = imm;
             }
             let cq = self.qps[&peer].recv_cq;
             self.complete(cq, c);
         }
-        let send_len = if opcode == O::IBV_WR_RDMA_READ { byte_len } else { 0 };
+        let send_len = if opcode == O::IBV_WR_RDMA_READ {
+            byte_len
+        } else {
+            0
+        };
         self.succeed(qpn, packets, Some(peer), wr_id, send_len);
     }
 
@@ -232,7 +258,7 @@ impl State {
         if mr.pd != pd || mr.access & need != need {
             return None;
         }
-        let off = usize::try_from(addr.checked_sub(mr.base.0.addr() as u64)?).ok()?;
+        let off = usize::try_from(addr.checked_sub(mr.base.0 as usize as u64)?).ok()?;
         if off.checked_add(len)? > mr.len {
             return None;
         }
@@ -247,7 +273,9 @@ impl State {
     /// A receiver whose RQ is empty: the sender waits the receiver's RNR
     /// timer and tries again, until its RNR retries run out (7: never).
     fn receiver_not_ready(&mut self, qpn: u32, peer: u32, now: Instant) {
-        let delay = Duration::from_micros(u64::from(RNR_DELAY_US[usize::from(self.qps[&peer].min_rnr_timer & 31)]));
+        let delay = Duration::from_micros(u64::from(
+            RNR_DELAY_US[usize::from(self.qps[&peer].min_rnr_timer & 31)],
+        ));
         let Some(qp) = self.qps.get_mut(&qpn) else {
             return;
         };
@@ -269,7 +297,10 @@ impl State {
     fn receiver_failed(&mut self, qpn: u32, peer: u32, recv: Option<RecvWqe>, status: WcStatus) {
         if let Some(r) = recv {
             let cq = self.qps[&peer].recv_cq;
-            self.complete(cq, wc(r.wr_id, status, sys::ibv_wc_opcode::IBV_WC_RECV, peer, 0));
+            self.complete(
+                cq,
+                wc(r.wr_id, status, sys::ibv_wc_opcode::IBV_WC_RECV, peer, 0),
+            );
         }
         if let Some(p) = self.qps.get_mut(&peer) {
             p.state = QpState::Err;
@@ -279,7 +310,9 @@ impl State {
             None => return,
         };
         match kind {
-            Kind::Rc if status == WcStatus::LOC_LEN_ERR => self.fail(qpn, WcStatus::REM_INV_REQ_ERR),
+            Kind::Rc if status == WcStatus::LOC_LEN_ERR => {
+                self.fail(qpn, WcStatus::REM_INV_REQ_ERR)
+            }
             Kind::Rc => self.fail(qpn, WcStatus::REM_OP_ERR),
             Kind::Uc => self.lost(qpn, packets, None),
         }
@@ -319,7 +352,10 @@ impl State {
         let Some(qp) = self.qps.get_mut(&qpn) else {
             return;
         };
-        let Some(SendWqe { opcode, signaled, .. }) = qp.sq.pop_front() else {
+        let Some(SendWqe {
+            opcode, signaled, ..
+        }) = qp.sq.pop_front()
+        else {
             return;
         };
         qp.sq_psn = qp.sq_psn.wrapping_add(packets) & PSN_MASK;
@@ -328,7 +364,10 @@ impl State {
             p.rq_psn = p.rq_psn.wrapping_add(packets) & PSN_MASK;
         }
         if signaled {
-            self.complete(cq, wc(wr_id, WcStatus::SUCCESS, send_opcode(opcode), qpn, byte_len));
+            self.complete(
+                cq,
+                wc(wr_id, WcStatus::SUCCESS, send_opcode(opcode), qpn, byte_len),
+            );
         }
     }
 }
@@ -371,7 +410,13 @@ fn send_opcode(op: sys::ibv_wr_opcode) -> sys::ibv_wc_opcode {
     }
 }
 
-fn wc(wr_id: u64, status: WcStatus, opcode: sys::ibv_wc_opcode, qpn: u32, byte_len: u32) -> sys::ibv_wc {
+fn wc(
+    wr_id: u64,
+    status: WcStatus,
+    opcode: sys::ibv_wc_opcode,
+    qpn: u32,
+    byte_len: u32,
+) -> sys::ibv_wc {
     sys::ibv_wc {
         wr_id,
         status: sys::ibv_wc_status(status.0),

@@ -105,7 +105,7 @@ pub(crate) const LIMITS: DeviceLimits = DeviceLimits {
     max_qp_wr: 4096,
     max_cq: 1024,
     max_cqe: 65536,
-    max_mr: 4096,
+    max_mr: 65536,
     max_mr_size: 1 << 40,
     max_sge: 4,
     max_qp_rd_atom: 16,

@@ -281,7 +281,9 @@ impl State {
             (_, S::IBV_QPS_ERR) => QpState::Err,
             (QpState::Reset | QpState::Init, S::IBV_QPS_INIT) => {
                 if qp.state == QpState::Reset
-                    && !(has(M::IBV_QP_PKEY_INDEX) && has(M::IBV_QP_PORT) && has(M::IBV_QP_ACCESS_FLAGS))
+                    && !(has(M::IBV_QP_PKEY_INDEX)
+                        && has(M::IBV_QP_PORT)
+                        && has(M::IBV_QP_ACCESS_FLAGS))
                 {
                     return libc::EINVAL;
                 }
@@ -294,7 +296,12 @@ impl State {
                 QpState::Init
             }
             (QpState::Init, S::IBV_QPS_RTR) => {
-                let needed = [M::IBV_QP_AV, M::IBV_QP_PATH_MTU, M::IBV_QP_DEST_QPN, M::IBV_QP_RQ_PSN];
+                let needed = [
+                    M::IBV_QP_AV,
+                    M::IBV_QP_PATH_MTU,
+                    M::IBV_QP_DEST_QPN,
+                    M::IBV_QP_RQ_PSN,
+                ];
                 let reliable = [M::IBV_QP_MAX_DEST_RD_ATOMIC, M::IBV_QP_MIN_RNR_TIMER];
                 if !needed.into_iter().all(has) || rc && !reliable.into_iter().all(has) {
                     return libc::EINVAL;
@@ -344,7 +351,10 @@ impl State {
             return Err(libc::EINVAL);
         }
         let supported = match wr.opcode {
-            O::IBV_WR_SEND | O::IBV_WR_SEND_WITH_IMM | O::IBV_WR_RDMA_WRITE | O::IBV_WR_RDMA_WRITE_WITH_IMM => true,
+            O::IBV_WR_SEND
+            | O::IBV_WR_SEND_WITH_IMM
+            | O::IBV_WR_RDMA_WRITE
+            | O::IBV_WR_RDMA_WRITE_WITH_IMM => true,
             O::IBV_WR_RDMA_READ => qp.kind == Kind::Rc,
             _ => false,
         };

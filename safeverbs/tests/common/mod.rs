@@ -44,6 +44,10 @@ impl TestDevice for Device {
             None => soft_roce(self.name()),
         }
     }
+
+    fn is_real(&self) -> bool {
+        self.model().is_none()
+    }
 }
 
 /// A fresh model of this process's seed (`SAFEVERBS_MODEL_SEED`, or one

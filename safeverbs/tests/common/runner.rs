@@ -35,6 +35,9 @@ pub trait TestDevice: Sized + 'static {
     fn open() -> Result<Self, String>;
     /// Its name and what kind it is, e.g. `rxe0 (real)`.
     fn describe(&self) -> String;
+    /// False for the model device: tests of what happens without a
+    /// device still run where only the model is.
+    fn is_real(&self) -> bool;
 }
 
 /// The reason a test could not run here; the harness reports it ignored.
@@ -133,7 +136,7 @@ macro_rules! trials {
 pub(crate) use trials;
 
 /// How a real device describes itself: `rxe0 (real, Soft-RoCE)`,
-/// `mlx5_0 (real)`. (A model device will say `(model)`.)
+/// `mlx5_0 (real)`. (A model device says `(model, seed …)`.)
 pub fn soft_roce(name: &str) -> String {
     // rdma_rxe's devices are named rxe<N> (rdma link add rxe0 type rxe …).
     if name.starts_with("rxe") {
@@ -178,7 +181,8 @@ fn on_device<D: TestDevice>(body: DeviceBody<D>) -> impl FnOnce() -> Result<Comp
 pub fn run<D: TestDevice>(tests: Vec<Test<D>>) -> ExitCode {
     let args = Arguments::from_args();
     // The probe's device is closed at once: each test opens its own.
-    let device = D::open().map(|dev| dev.describe());
+    let device = D::open().map(|dev| (dev.describe(), dev.is_real()));
+    let real = matches!(device, Ok((_, true)));
     let skip_device_tests = device.is_err() && !must_have_device();
     let (mut without_device, mut with_device) = (0, 0);
     let mut known = Vec::new();
@@ -187,7 +191,7 @@ pub fn run<D: TestDevice>(tests: Vec<Test<D>>) -> ExitCode {
         let (trial, skipped) = match body {
             Body::Host(f) => (Trial::ignorable_test(name, f), None),
             Body::NoDevice(f) => (
-                Trial::ignorable_test(name, f).with_ignored_flag(device.is_ok()),
+                Trial::ignorable_test(name, f).with_ignored_flag(real),
                 Some(&mut with_device),
             ),
             Body::Device(f) => (
@@ -214,7 +218,7 @@ pub fn run<D: TestDevice>(tests: Vec<Test<D>>) -> ExitCode {
     if !args.list {
         let mut say = Vec::new();
         match &device {
-            Ok(desc) => say.push(format!("device: {desc}")),
+            Ok((desc, _)) => say.push(format!("device: {desc}")),
             Err(why) if must_have_device() => say.push(format!(
                 "device: none, inside the Soft-RoCE machine where one must open ({why}): \
                  every device test fails"
@@ -231,7 +235,7 @@ pub fn run<D: TestDevice>(tests: Vec<Test<D>>) -> ExitCode {
         }
         if with_device > 0 {
             say.push(format!(
-                "{with_device} tests of what happens without a device skipped: this machine has one"
+                "{with_device} tests of what happens without a device skipped: this machine has a real one"
             ));
         }
         for (name, why) in known {
