@@ -35,17 +35,28 @@
 //! the receiver's RNR timer), UD, SRQ, atomics, memory windows and inline
 //! data (refused as unsupported), and more than one port.
 //!
+//! Two queue pairs of one model device, connected to each other:
+//!
 //! ```
+//! use futures::executor::block_on;
+//! use safeverbs::{model::Model, Access, Rc};
+//!
 //! # fn main() -> safeverbs::Result<()> {
-//! use safeverbs::model::Model;
-//! let model = Model::new(7);
-//! let dev = model.device()?;
-//! assert!(dev.name().starts_with("model"));
+//! let dev = Model::new(7).device()?; // or Model::from_env()?
 //! let pd = dev.alloc_pd()?;
-//! let cq = dev.create_cq(16)?;
-//! let qp = pd.queue_pair::<safeverbs::Rc>().send_cq(&cq).recv_cq(&cq).build()?;
-//! let ep = qp.endpoint();
-//! let _qp = qp.connect(&ep)?; // to itself
+//! let cq = dev.create_cq(256)?;
+//! let build = || pd.queue_pair::<Rc>().send_cq(&cq).recv_cq(&cq).build();
+//! let (a, b) = (build()?, build()?);
+//! let (ea, eb) = (a.endpoint(), b.endpoint());
+//! let inbox = pd.register([0u8; 5], Access::local())?;
+//! let receive = b.recv(inbox.read_write()?); // the DMA happens later
+//! let (a, _b) = (a.connect(&eb)?, b.connect(&ea)?);
+//! let out = pd.register(*b"hello", Access::local())?;
+//! let (sent, _) = block_on(a.send(out.read_only()?));
+//! sent?;
+//! let (got, msg) = block_on(receive);
+//! assert_eq!(got?.byte_len, 5);
+//! assert_eq!(msg.read(), *b"hello");
 //! # Ok(()) }
 //! ```
 

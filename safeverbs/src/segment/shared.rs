@@ -350,7 +350,10 @@ mod tests {
                 }
                 continue;
             }
-            if path.ends_with("segment/shared.rs") || path.extension() != Some("rs".as_ref()) {
+            // The model device's engine is the NIC: its DMA is the other
+            // side of this rule, not library code.
+            let exempt = path.ends_with("segment/shared.rs") || path.ends_with("model/engine.rs");
+            if exempt || path.extension() != Some("rs".as_ref()) {
                 continue;
             }
             let text = std::fs::read_to_string(&path).expect("read file");
