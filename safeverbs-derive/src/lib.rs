@@ -16,6 +16,9 @@ mod expand;
 
 use proc_macro::TokenStream;
 
+// No intra-doc links in the macro's documentation: `safeverbs` shows it on
+// its re-export, where links resolved in this crate (`crate`, items of
+// this crate) point nowhere.
 /// Certifies a `#[repr(C)]` or `#[repr(transparent)]` struct as `RdmaPod`,
 /// with its layout fingerprint and field layout `<Name>Fields`.
 ///
