@@ -57,8 +57,25 @@ enum Phase {
     Done,
 }
 
-/// A posted batch. Resolves to the completion of the last request (or the
-/// first error of any) and the segments, in order.
+/// A posted batch ([`QueuePair::write_batch`], [`QueuePair::send_batch`]).
+/// Resolves to the completion of the last request (or the first error of
+/// any) and the segments, in order.
+///
+/// A batch of 1..=[`MAX_BATCH`] requests (and no more than the send queue's
+/// depth) is posted as one chain of work requests: one `ibv_post_send`, one
+/// doorbell. Only the last request is signaled; each of the others still
+/// owns a slot of the completion queue (and so a library-owned `wr_id`) and
+/// completes with the signaled one when its completion is reaped. If the
+/// queue pair fails, every request gets its own error or flush completion,
+/// and the batch reports the first error. Until the whole chain fits in the
+/// send queue the batch waits without posting anything, and no single post
+/// can take the room it is gathering.
+///
+/// The segments travel in the `Vec` given to the batch, which the
+/// completion hands back: pass the same vector to the next batch and steady
+/// state allocates nothing. Like [`Post`](crate::Post), a batch takes a
+/// deadline with [`timeout`](Self::timeout), and dropping it frees nothing
+/// the NIC may still use.
 #[must_use = "the batch is posted; await it to get the segments back"]
 pub struct PostBatch<B: ?Sized, M> {
     phase: Phase,
@@ -330,8 +347,11 @@ fn check_targets<B: ?Sized + RdmaBuf, M: Mode>(
 
 impl<T: Transport, S: State> QueuePair<T, S> {
     /// RDMA WRITEs of `segments[k]` into `remotes[k]`, posted as one chain
-    /// with one doorbell and one completion (see the module docs). Each
-    /// target must be at least as long as its segment.
+    /// with one doorbell and one completion (see [`PostBatch`] for how a
+    /// batch is posted, completed and handed back). Each target must be at
+    /// least as long as its segment, and there must be as many targets as
+    /// segments; otherwise the batch resolves at once with the error and
+    /// posts nothing.
     pub fn write_batch<B: ?Sized + RdmaBuf, M: Mode>(
         &self,
         segments: Vec<Segment<B, M>>,
@@ -345,7 +365,8 @@ impl<T: Transport, S: State> QueuePair<T, S> {
     }
 
     /// Sends of every segment, posted as one chain with one doorbell and
-    /// one completion; the peer receives them in order.
+    /// one completion (see [`PostBatch`]); the peer receives them in order,
+    /// one posted receive each.
     pub fn send_batch<B: ?Sized + RdmaBuf, M: Mode>(
         &self,
         segments: Vec<Segment<B, M>>,

@@ -667,8 +667,19 @@ impl<D: Declaration, R: Role> Connection<D, R> {
     }
 
     /// Posts a receive for the peer's next message, of the type the peer
-    /// sends. Its completion's `byte_len` is the message's size (or 0 for
-    /// an RDMA WRITE with immediate data, which consumes a receive too).
+    /// sends.
+    ///
+    /// A send completes it with [`Opcode::Recv`](crate::Opcode::Recv) and
+    /// `byte_len` the size of the message written into `into`. An RDMA
+    /// WRITE with immediate data from the peer consumes a receive too: it
+    /// completes with [`Opcode::RecvWithImm`](crate::Opcode::RecvWithImm)
+    /// and the immediate data, and writes nothing into `into` (the data
+    /// went to the target of the write). Its `byte_len` is then what the
+    /// verbs define (`ibv_poll_cq(3)`): the number of bytes the incoming
+    /// operation transferred, not counting the immediate data, so the
+    /// length of the RDMA WRITE, not 0 and not the size of `into`; rdma_rxe
+    /// (Soft-RoCE) reports the length written. Check the opcode before
+    /// reading `into`.
     pub fn recv(&self, into: Segment<R::Receives<D>, Rw>) -> Post<R::Receives<D>, Rw> {
         self.qp.recv(into)
     }

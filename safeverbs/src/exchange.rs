@@ -18,9 +18,17 @@ use std::time::{Duration, Instant};
 use crate::endpoint::{Endpoint, ReadError};
 use crate::{Error, Result};
 
-/// The default bound of each wait of the exchange: how long [`tcp_connect`]
-/// retries, how long [`tcp_accept`] waits for a peer, and the deadline of a
-/// whole handshake ([`exchange`], [`Prepared::connect`](crate::Prepared::connect)).
+/// The default bound of each wait of the exchange, **30 seconds**: how long
+/// [`tcp_connect`] retries, how long [`tcp_accept`] waits for a peer, and
+/// the deadline of a whole handshake ([`exchange`],
+/// [`Prepared::connect`](crate::Prepared::connect)). The `_within` variants
+/// ([`tcp_connect_within`], [`tcp_accept_within`], [`exchange_within`],
+/// [`Prepared::connect_within`](crate::Prepared::connect_within)) take
+/// another bound.
+///
+/// ```
+/// assert_eq!(safeverbs::EXCHANGE_TIMEOUT, std::time::Duration::from_secs(30));
+/// ```
 pub const EXCHANGE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// How long [`tcp_connect`] waits between attempts while nothing listens.

@@ -61,6 +61,96 @@
 //! # Ok(()) }
 //! ```
 //!
+//! # Deriving `RdmaPod` for your own types
+//!
+//! Only [`RdmaPod`] types go into a region: integers, floats, arrays of
+//! them, and structs that derive it. The derive checks at compile time
+//! that every bit pattern of the struct is a valid value and that the peer
+//! can agree on its layout; a struct that breaks a rule does not compile,
+//! and the error says how to fix it:
+//!
+//! - `#[repr(C)]` or `#[repr(transparent)]` (`packed` and `align(N)` may be
+//!   added): Rust's default layout may reorder fields.
+//! - Every field is `RdmaPod`: no `bool`, `char`, references, pointers or
+//!   enums, which a peer could overwrite with bytes that are not a value.
+//! - No padding: padding bytes have no defined value and would leak memory
+//!   to the peer. The error names each gap; fill it with an explicit
+//!   `_pad: [u8; N]` field, or order the fields by decreasing alignment.
+//! - No generic parameters; no enums or unions.
+//!
+//! No rule can be turned off, with or without `unsafe`.
+//!
+//! Next to the struct, with its visibility, the derive generates the
+//! **field layout** `<Name>Fields<P>`: one member per field, with the
+//! field's name, visibility and documentation. `fields()` returns it, over
+//! a local region ([`MemoryRegion::fields`], members are [`LocalField`]s,
+//! made into [`Segment`]s under the overlap rules), over a peer's memory
+//! ([`RemoteRegion::fields`], [`RemoteSegment::fields`]: bounded targets of
+//! RDMA WRITE and READ) or over what a connection's peer exposes
+//! ([`Exposed::fields`]). A field of a derived struct type projects further
+//! (`region.fields().header.fields().len`). A private field's member is
+//! private too: field privacy hides a field's *name*, not its bytes.
+//!
+//! ```no_run
+//! use safeverbs::{Access, Device, RdmaPod};
+//!
+//! #[derive(RdmaPod, Clone, Copy)]
+//! #[repr(C)]
+//! struct Mailbox {
+//!     seq: u64,
+//!     len: u32,
+//!     flags: u32,
+//!     data: [u8; 64],
+//! }
+//!
+//! # fn main() -> safeverbs::Result<()> {
+//! let pd = Device::open_default()?.alloc_pd()?;
+//! let inbox = pd.register(Mailbox::zeroed(), Access::remote_write())?;
+//! let seq = inbox.fields().seq.read_only()?; // Segment<u64, Ro> at offset 0
+//! let data = inbox.fields().data.read_write()?; // Segment<[u8; 64], Rw> at 16
+//! let target = inbox.remote().fields().data; // RemoteSegment<[u8; 64]>, for a peer
+//! # let _ = (seq, data, target); Ok(()) }
+//! ```
+//!
+//! It also implements `RdmaPod::FINGERPRINT`, a hash of the struct's name,
+//! size, alignment and fields (see [`fingerprint`]), which peers compare
+//! when they connect. Two attributes go on the struct:
+//!
+//! - `#[rdma(crate = "path")]`: where `safeverbs` is when it is renamed or
+//!   re-exported (default `::safeverbs`). It says where the generated code
+//!   finds the library, never what is checked.
+//! - `#[rdma(fields = "Name")]`: the name of the field layout (default:
+//!   the struct's name followed by `Fields`).
+//!
+//! The macro's page, [`RdmaPod`](derive@RdmaPod), has the whole story: how
+//! each rule is checked, what else is generated, and what a private field
+//! does and does not hide.
+//!
+//! # Completion modes and Cargo features
+//!
+//! A completion queue's [`CqMode`] says how its futures wait:
+//! [`BusyPoll`](CqMode::BusyPoll) (the default of
+//! [`Device::create_cq`]: a pending future polls the queue itself, on any
+//! executor), [`Notifier`](CqMode::Notifier) (a completion channel and a
+//! thread per queue: futures sleep until their completion arrives, on any
+//! executor) and, with the `tokio` feature, `Tokio` (the completion
+//! channel driven by a task on the current tokio runtime through
+//! `AsyncFd`). Choose one with [`Device::create_cq_with`].
+//!
+//! | feature | default | what it adds |
+//! |---|---|---|
+//! | `tokio` | no | `CqMode::Tokio`, and the `tokio` dependency |
+//!
+//! ```toml
+//! [dependencies]
+//! safeverbs = { version = "0.1", features = ["tokio"] }
+//! ```
+//!
+//! Without features the crate depends on no async runtime: its futures run
+//! on any executor. (`safeverbs-sys`, the raw bindings, has a feature of its
+//! own, `rdmacm`, which also binds librdmacm; SafeVerbs itself does not use
+//! it.)
+//!
 //! # Running without an RDMA card
 //!
 //! Soft-RoCE (`rdma_rxe`) gives any Linux machine a real verbs device; the
@@ -129,6 +219,10 @@ pub use pod::{RdmaBuf, RdmaPod};
 pub use qp::{QpBuilder, QueuePair, TransitionError};
 pub use region::MemoryRegion;
 pub use remote::{RemoteRegion, RemoteSegment, REMOTE_REGION_LEN};
+/// Derives [`RdmaPod`](trait@RdmaPod) for a `#[repr(C)]` struct, with its
+/// field layout `<Name>Fields`; the rules in brief are on the
+/// [crate page](crate#deriving-rdmapod-for-your-own-types), the whole of them
+/// below.
 pub use safeverbs_derive::RdmaPod;
 pub use segment::Segment;
 pub use transport::{CanRecv, CanSend, Failed, Init, Rc, Reliable, Rtr, Rts, State, Transport, Uc};
