@@ -193,16 +193,21 @@ impl<B: ?Sized + RdmaBuf, M: Mode> PostBatch<B, M> {
                 wrs[k].send_flags = 0; // rides on the last one
             }
         }
+        // Every link, and the head posted, come from one pointer to the
+        // array: a reference to the array taken after a link was made
+        // (`as_mut_ptr` is one) would invalidate it (Miri on the model
+        // device found exactly that).
+        let chain = wrs.as_mut_ptr();
         for k in 0..n.saturating_sub(1) {
-            let next: *mut sys::ibv_send_wr = &mut wrs[k + 1];
-            wrs[k].next = next;
+            // SAFETY: `k + 1 < n <= MAX_BATCH`: both elements are in `wrs`.
+            unsafe { (*chain.add(k)).next = chain.add(k + 1) };
         }
         let mut bad: *mut sys::ibv_send_wr = std::ptr::null_mut();
         // SAFETY: the QP is alive (we hold it); `wrs[..n]` is a chain whose
         // SGEs lie in regions registered on the QP's PD (`check_segment`),
         // kept alive and unaliased by the slot table until reaped; `sges`
         // and `wrs` outlive the call.
-        let rc = unsafe { sys::ibv_post_send(qp.raw(), wrs.as_mut_ptr(), &mut bad) };
+        let rc = unsafe { sys::ibv_post_send(qp.raw(), chain, &mut bad) };
         if rc == 0 {
             // Shut down while we posted: ERR again flushes the chain too.
             if let Some(cause) = qp.shutdown_cause() {

@@ -508,13 +508,20 @@ unsafe extern "C" fn post_send(
     // provider, a valid chain of requests, a valid `bad_wr`.
     let (c, qpn) = unsafe { (context((*qp).context), id(qp)) };
     let mut st = c.fabric.lock();
+    let refuse_at = refusal(&mut st);
     let mut cur = wr;
+    let mut k = 0;
     while !cur.is_null() {
         // SAFETY: each element of the chain is valid (the contract).
         let w = unsafe { &*cur };
         // SAFETY: `sg_list` holds `num_sge` entries (the contract).
         let sges = unsafe { sge_list(w.sg_list, w.num_sge) };
-        if let Err(code) = st.queue_send(qpn, w, sges) {
+        let queued = match refuse_at {
+            Some(at) if at == k => Err(libc::ENOMEM),
+            _ => st.queue_send(qpn, w, sges),
+        };
+        k += 1;
+        if let Err(code) = queued {
             // SAFETY: a valid out-parameter.
             unsafe { *bad = cur };
             return code;
@@ -532,13 +539,20 @@ unsafe extern "C" fn post_recv(
     // SAFETY: libibverbs' contract for `ibv_post_recv`, as in `post_send`.
     let (c, qpn) = unsafe { (context((*qp).context), id(qp)) };
     let mut st = c.fabric.lock();
+    let refuse_at = refusal(&mut st);
     let mut cur = wr;
+    let mut k = 0;
     while !cur.is_null() {
         // SAFETY: each element of the chain is valid (the contract).
         let w = unsafe { &*cur };
         // SAFETY: `sg_list` holds `num_sge` entries (the contract).
         let sges = unsafe { sge_list(w.sg_list, w.num_sge) };
-        if let Err(code) = st.queue_recv(qpn, w, sges) {
+        let queued = match refuse_at {
+            Some(at) if at == k => Err(libc::ENOMEM),
+            _ => st.queue_recv(qpn, w, sges),
+        };
+        k += 1;
+        if let Err(code) = queued {
             // SAFETY: a valid out-parameter.
             unsafe { *bad = cur };
             return code;
@@ -546,6 +560,14 @@ unsafe extern "C" fn post_recv(
         cur = w.next;
     }
     doorbell(&mut st, bad)
+}
+
+/// Where an injected refusal stops the next post's chain.
+fn refusal(st: &mut State) -> Option<usize> {
+    match st.take_fault(|f| matches!(f, super::Fault::PostRefused { .. })) {
+        Some(super::Fault::PostRefused { after }) => Some(after),
+        _ => None,
+    }
 }
 
 /// The end of a post: every request is queued; an injected doorbell
