@@ -198,9 +198,11 @@ impl Channel {
             driver: Arc::default(),
         };
         // Events are drained until EAGAIN: the descriptor must not block.
-        // SAFETY: the descriptor belongs to the live channel.
-        let fd = unsafe { BorrowedFd::borrow_raw(this.fd()) };
-        set_nonblocking(fd)?;
+        if this.provider.channels_block() {
+            // SAFETY: the descriptor belongs to the live channel.
+            let fd = unsafe { BorrowedFd::borrow_raw(this.fd()) };
+            set_nonblocking(fd)?;
+        }
         Ok(this)
     }
 

@@ -39,6 +39,14 @@ macro_rules! dispatch {
     };
 }
 
+impl Provider {
+    /// Whether a new completion channel's descriptor blocks (libibverbs':
+    /// yes; the model's is created non-blocking).
+    pub(crate) fn channels_block(&self) -> bool {
+        matches!(self, Provider::Verbs)
+    }
+}
+
 // Each function below: # Safety — the contract of `ibv_<name>` in
 // libibverbs (live objects of this provider's context, valid pointers).
 #[allow(clippy::missing_safety_doc)]

@@ -27,7 +27,7 @@ fn write_batch_lands_every_write_and_returns_every_segment(dev: &Device) {
     let mut segs: Vec<_> = (0..N)
         .map(|k| src.slice_rw(k * SIZE..(k + 1) * SIZE).unwrap())
         .collect();
-    for round in 0..20u64 {
+    for round in 0..common::scale(20) as u64 {
         for (k, s) in segs.iter_mut().enumerate() {
             s.copy_from(&pattern(SIZE, round * 100 + k as u64)).unwrap();
         }

@@ -117,6 +117,16 @@ pub fn pair<T: Transport>(dev: &Device, depth: u32) -> Pair<T> {
     }
 }
 
+/// `n` repetitions, or a tenth of them (at least one) under Miri, which
+/// runs the same code some thousand times slower.
+pub fn scale(n: usize) -> usize {
+    if cfg!(miri) {
+        (n / 10).max(1)
+    } else {
+        n
+    }
+}
+
 /// A deterministic byte pattern for message `seed`.
 pub fn pattern(len: usize, seed: u64) -> Vec<u8> {
     let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
