@@ -177,7 +177,7 @@ fn out_of_bounds_remote_write_fails_before_posting(dev: &Device) {
 fn many_in_flight_from_tasks_on_a_multithreaded_tokio_runtime(dev: &Device) {
     let p = Arc::new(pair::<Rc>(dev, 64));
     const TASKS: usize = 8;
-    const PER_TASK: usize = 200;
+    let per_task = common::scale(200);
     const SIZE: usize = 256;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -193,8 +193,8 @@ fn many_in_flight_from_tasks_on_a_multithreaded_tokio_runtime(dev: &Device) {
                     p.pd.register_zeroed::<u8>(SIZE, Access::remote_write())
                         .unwrap();
                 let mut seg = src.slice_rw(0..SIZE).unwrap();
-                for i in 0..PER_TASK {
-                    let data = pattern(SIZE, (t * PER_TASK + i) as u64);
+                for i in 0..per_task {
+                    let data = pattern(SIZE, (t * per_task + i) as u64);
                     seg.copy_from(&data).unwrap();
                     let (res, back) =
                         p.a.write(seg, dst.remote().slice(0..SIZE as u64).unwrap())
@@ -210,7 +210,7 @@ fn many_in_flight_from_tasks_on_a_multithreaded_tokio_runtime(dev: &Device) {
         }
     });
     assert_eq!(p.cq.in_flight(), 0);
-    println!("{TASKS} tokio tasks x {PER_TASK} RC writes checked");
+    println!("{TASKS} tokio tasks x {per_task} RC writes checked");
 }
 
 fn many_in_flight_on_futures_executor(dev: &Device) {
