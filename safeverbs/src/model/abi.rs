@@ -504,31 +504,8 @@ unsafe extern "C" fn post_send(
     wr: *mut sys::ibv_send_wr,
     bad: *mut *mut sys::ibv_send_wr,
 ) -> c_int {
-    // SAFETY: libibverbs' contract for `ibv_post_send`: a live QP of this
-    // provider, a valid chain of requests, a valid `bad_wr`.
-    let (c, qpn) = unsafe { (context((*qp).context), id(qp)) };
-    let mut st = c.fabric.lock();
-    let refuse_at = refusal(&mut st);
-    let mut cur = wr;
-    let mut k = 0;
-    while !cur.is_null() {
-        // SAFETY: each element of the chain is valid (the contract).
-        let w = unsafe { &*cur };
-        // SAFETY: `sg_list` holds `num_sge` entries (the contract).
-        let sges = unsafe { sge_list(w.sg_list, w.num_sge) };
-        let queued = match refuse_at {
-            Some(at) if at == k => Err(libc::ENOMEM),
-            _ => st.queue_send(qpn, w, sges),
-        };
-        k += 1;
-        if let Err(code) = queued {
-            // SAFETY: a valid out-parameter.
-            unsafe { *bad = cur };
-            return code;
-        }
-        cur = w.next;
-    }
-    doorbell(&mut st, bad)
+    // SAFETY: libibverbs' contract for `ibv_post_send` is `post`'s.
+    unsafe { post(qp, wr, bad) }
 }
 
 unsafe extern "C" fn post_recv(
@@ -536,7 +513,50 @@ unsafe extern "C" fn post_recv(
     wr: *mut sys::ibv_recv_wr,
     bad: *mut *mut sys::ibv_recv_wr,
 ) -> c_int {
-    // SAFETY: libibverbs' contract for `ibv_post_recv`, as in `post_send`.
+    // SAFETY: libibverbs' contract for `ibv_post_recv` is `post`'s.
+    unsafe { post(qp, wr, bad) }
+}
+
+/// A work request of either queue.
+trait Request {
+    fn next(&self) -> *mut Self;
+    fn sg_list(&self) -> (*mut sys::ibv_sge, c_int);
+    fn queue(&self, st: &mut State, qpn: u32, sges: &[sys::ibv_sge]) -> Result<(), c_int>;
+}
+
+impl Request for sys::ibv_send_wr {
+    fn next(&self) -> *mut Self {
+        self.next
+    }
+    fn sg_list(&self) -> (*mut sys::ibv_sge, c_int) {
+        (self.sg_list, self.num_sge)
+    }
+    fn queue(&self, st: &mut State, qpn: u32, sges: &[sys::ibv_sge]) -> Result<(), c_int> {
+        st.queue_send(qpn, self, sges)
+    }
+}
+
+impl Request for sys::ibv_recv_wr {
+    fn next(&self) -> *mut Self {
+        self.next
+    }
+    fn sg_list(&self) -> (*mut sys::ibv_sge, c_int) {
+        (self.sg_list, self.num_sge)
+    }
+    fn queue(&self, st: &mut State, qpn: u32, sges: &[sys::ibv_sge]) -> Result<(), c_int> {
+        st.queue_recv(qpn, self, sges)
+    }
+}
+
+/// Queues each request of the chain `wr` in order; the first refused is
+/// left in `bad` with its errno returned, as the verbs say.
+///
+/// # Safety
+/// libibverbs' contract for posting: `qp` is a live QP of this provider,
+/// `wr` a valid chain whose scatter lists hold `num_sge` entries, `bad` a
+/// valid out-parameter.
+unsafe fn post<W: Request>(qp: *mut sys::ibv_qp, wr: *mut W, bad: *mut *mut W) -> c_int {
+    // SAFETY: the contract: a live model QP.
     let (c, qpn) = unsafe { (context((*qp).context), id(qp)) };
     let mut st = c.fabric.lock();
     let refuse_at = refusal(&mut st);
@@ -545,19 +565,20 @@ unsafe extern "C" fn post_recv(
     while !cur.is_null() {
         // SAFETY: each element of the chain is valid (the contract).
         let w = unsafe { &*cur };
-        // SAFETY: `sg_list` holds `num_sge` entries (the contract).
-        let sges = unsafe { sge_list(w.sg_list, w.num_sge) };
+        let (list, n) = w.sg_list();
+        // SAFETY: `list` holds `n` entries (the contract).
+        let sges = unsafe { sge_list(list, n) };
         let queued = match refuse_at {
             Some(at) if at == k => Err(libc::ENOMEM),
-            _ => st.queue_recv(qpn, w, sges),
+            _ => w.queue(&mut st, qpn, sges),
         };
         k += 1;
         if let Err(code) = queued {
-            // SAFETY: a valid out-parameter.
+            // SAFETY: a valid out-parameter (the contract).
             unsafe { *bad = cur };
             return code;
         }
-        cur = w.next;
+        cur = w.next();
     }
     doorbell(&mut st, bad)
 }
