@@ -69,7 +69,16 @@ fn ro64(map: &mut IntervalMap) {
     }
 }
 
-const CASES: [Case; 5] = [
+/// 4096 disjoint read-write segments of 64 bytes, 128 bytes apart, from
+/// byte 128 on: the worst case of a vector, an insert at the front.
+fn rw4096(map: &mut IntervalMap) {
+    for k in 1..=4096usize {
+        map.acquire(k * 128..k * 128 + 64, Sharing::Exclusive)
+            .unwrap();
+    }
+}
+
+const CASES: [Case; 6] = [
     Case {
         name: "read-only carve + release, region otherwise empty",
         live: none,
@@ -94,6 +103,11 @@ const CASES: [Case; 5] = [
         name: "read-only carve + release over 3 pieces, 64 read-only live",
         live: ro64,
         carve: (60 * 1024..68 * 1024, Sharing::Shared),
+    },
+    Case {
+        name: "read-write carve + release in front of 4096 read-write live",
+        live: rw4096,
+        carve: (0..64, Sharing::Exclusive),
     },
 ];
 

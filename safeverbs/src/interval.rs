@@ -770,7 +770,7 @@ mod tests {
     /// carves released together likewise allocates only in its first round.
     #[test]
     fn a_carve_release_cycle_allocates_only_in_its_first_iteration() {
-        let cycles = if cfg!(miri) { 200 } else { 100_000 };
+        let cycles = if cfg!(miri) { 20 } else { 100_000 };
         let carves: [&[(Range<usize>, Access)]; 6] = [
             &[(0..64, Ro)],
             &[(0..64, Rw)],
