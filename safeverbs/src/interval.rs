@@ -9,28 +9,41 @@
 //!
 //! # Representation
 //!
-//! * Exclusive segments are kept in a map `start -> end`. They are pairwise
-//!   disjoint, so the map is ordered by both start and end.
-//! * Shared coverage is kept as disjoint *pieces* `start -> (end, count)`:
-//!   every byte covered by at least one shared segment lies in exactly one
-//!   piece, whose `count` says how many shared segments cover it. Pieces are
-//!   split at segment boundaries when a segment is acquired, decremented (and
+//! Three sorted vectors, each searched by binary search:
+//!
+//! * Exclusive segments, ordered by start. They are pairwise disjoint, so
+//!   they are ordered by end as well.
+//! * Shared coverage as disjoint *pieces* `start..end` with a `count`: every
+//!   byte covered by at least one shared segment lies in exactly one piece,
+//!   whose `count` says how many shared segments cover it. Pieces are split
+//!   at segment boundaries when a segment is acquired, decremented (and
 //!   removed at zero) when it is released, and adjacent pieces with equal
 //!   counts are merged again, so the pieces stay as few as possible.
-//! * The shared segments themselves are counted in a multiset
-//!   `(start, end) -> n`, so that releasing something that was never acquired
-//!   is detected and ignored instead of corrupting the coverage counts.
+//! * The shared segments themselves as a multiset, `(start, end)` with how
+//!   many are live, ordered by `(start, end)`, so that releasing something
+//!   that was never acquired is detected and ignored instead of corrupting
+//!   the coverage counts.
 //!
-//! Whether a range overlaps a disjoint map is answered in `O(log n)`: only
-//! the last entry starting before the range and the first entry starting
-//! inside it can be the lowest overlapping entry. Acquiring or releasing a
-//! shared segment additionally costs `O(k log n)` for the `k` pieces it
-//! touches.
+//! # Cost, and no allocation in steady state
+//!
+//! Whether a range overlaps a disjoint vector is answered in `O(log n)`:
+//! only the last entry starting before the range and the first entry
+//! starting inside it can be the lowest overlapping entry. Recording or
+//! forgetting a segment shifts the entries after it (`O(n)` word moves, a
+//! `memmove`), plus `O(k)` for the `k` pieces a shared segment covers.
+//!
+//! The vectors never shrink: their capacity is the high-water mark of the
+//! entries they held, so once a region has had its largest number of live
+//! segments, carving and releasing allocate nothing. (A carve/release loop
+//! allocates at most in its first iteration.) Nothing here allocates a
+//! temporary: a shared acquire opens the room for its new pieces in one
+//! shift and fills it in place, and a shared release compacts in place.
+//! The memory kept is three words per entry of the high-water mark, freed
+//! with the region.
 //!
 //! Empty ranges (including reversed ones, `start >= end`) are never
 //! recorded: acquiring one always succeeds and releasing one does nothing.
 
-use std::collections::BTreeMap;
 use std::fmt;
 use std::ops::Range;
 
@@ -95,11 +108,39 @@ impl fmt::Display for Conflict {
 
 impl std::error::Error for Conflict {}
 
-/// A run of bytes covered by the same number of shared segments.
+/// A non-empty byte range, `start < end` (`Copy`, unlike `Range`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+struct Span {
+    start: usize,
+    end: usize,
+}
+
+impl Span {
+    fn of(range: &Range<usize>) -> Self {
+        Span {
+            start: range.start,
+            end: range.end,
+        }
+    }
+
+    fn range(self) -> Range<usize> {
+        self.start..self.end
+    }
+}
+
+/// A run of bytes covered by the same number (`count >= 1`) of shared
+/// segments.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Piece {
-    end: usize,
+    span: Span,
     count: usize,
+}
+
+/// A shared segment's range and how many live shared segments have it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct SharedEntry {
+    span: Span,
+    n: usize,
 }
 
 /// The live segments of one region, checked for forbidden overlaps.
@@ -109,38 +150,51 @@ struct Piece {
 /// item.
 #[derive(Debug, Default)]
 pub struct IntervalMap {
-    /// Live exclusive segments, `start -> end`, pairwise disjoint.
-    exclusive: BTreeMap<usize, usize>,
-    /// Shared coverage, `start -> piece`, pairwise disjoint, counts >= 1.
-    pieces: BTreeMap<usize, Piece>,
-    /// Live shared segments, `(start, end) -> how many`.
-    shared: BTreeMap<(usize, usize), usize>,
+    /// Live exclusive segments, by start, pairwise disjoint.
+    exclusive: Vec<Span>,
+    /// Shared coverage, by start, pairwise disjoint, counts >= 1, no two
+    /// adjacent pieces with equal counts.
+    pieces: Vec<Piece>,
+    /// Live shared segments, by `(start, end)`, each `n >= 1`.
+    shared: Vec<SharedEntry>,
     /// Live segments of either kind.
     live: usize,
 }
 
-/// The lowest-addressed entry of a disjoint map that overlaps `range`
-/// (which must be non-empty). `O(log n)`.
-fn first_overlap<V>(
-    map: &BTreeMap<usize, V>,
-    end_of: impl Fn(&V) -> usize,
+/// The index of the first entry of a by-start sorted vector whose start is
+/// at or after `at` (the vector's length if none). `O(log n)`.
+fn first_at_or_after<T>(items: &[T], span_of: impl Fn(&T) -> Span, at: usize) -> usize {
+    items.partition_point(|item| span_of(item).start < at)
+}
+
+/// The lowest-addressed entry of a disjoint, by-start sorted vector that
+/// overlaps `range` (which must be non-empty). `O(log n)`.
+fn first_overlap<T>(
+    items: &[T],
+    span_of: impl Fn(&T) -> Span,
     range: &Range<usize>,
-) -> Option<Range<usize>> {
-    if let Some((&start, value)) = map.range(..range.start).next_back() {
-        let end = end_of(value);
-        if end > range.start {
-            return Some(start..end);
+) -> Option<Span> {
+    let i = first_at_or_after(items, &span_of, range.start);
+    if let Some(before) = i.checked_sub(1).and_then(|b| items.get(b)).map(&span_of) {
+        if before.end > range.start {
+            return Some(before);
         }
     }
-    map.range(range.start..range.end)
-        .next()
-        .map(|(&start, value)| start..end_of(value))
+    items
+        .get(i)
+        .map(&span_of)
+        .filter(|inside| inside.start < range.end)
 }
 
 impl IntervalMap {
-    /// An empty map: no live segments.
-    pub fn new() -> Self {
-        Self::default()
+    /// An empty map: no live segments. Allocates nothing.
+    pub const fn new() -> Self {
+        Self {
+            exclusive: Vec::new(),
+            pieces: Vec::new(),
+            shared: Vec::new(),
+            live: 0,
+        }
     }
 
     /// Records a live segment over `range`.
@@ -148,17 +202,18 @@ impl IntervalMap {
     /// Fails, recording nothing, if a shared request overlaps a live
     /// exclusive segment or an exclusive request overlaps any live segment.
     /// An empty range is never recorded and always succeeds.
+    ///
+    /// Allocates only when the map holds more entries than it ever did.
     pub fn acquire(&mut self, range: Range<usize>, access: Access) -> Result<(), Conflict> {
         if range.is_empty() {
             return Ok(());
         }
-        let excl =
-            first_overlap(&self.exclusive, |&end| end, &range).map(|r| (r, Access::Exclusive));
+        let excl = first_overlap(&self.exclusive, |&s| s, &range).map(|s| (s, Access::Exclusive));
         let found = match access {
             Access::Shared => excl,
             Access::Exclusive => {
                 let shared =
-                    first_overlap(&self.pieces, |p| p.end, &range).map(|r| (r, Access::Shared));
+                    first_overlap(&self.pieces, |p| p.span, &range).map(|s| (s, Access::Shared));
                 match (excl, shared) {
                     (Some(e), Some(s)) => Some(if s.0.start < e.0.start { s } else { e }),
                     (e, s) => e.or(s),
@@ -169,17 +224,28 @@ impl IntervalMap {
             return Err(Conflict {
                 requested: range,
                 requested_access: access,
-                existing,
+                existing: existing.range(),
                 existing_access,
             });
         }
+        let span = Span::of(&range);
         match access {
             Access::Exclusive => {
-                self.exclusive.insert(range.start, range.end);
+                // No overlap, so no entry starts at `span.start`: this is
+                // the one position that keeps the vector sorted.
+                let i = first_at_or_after(&self.exclusive, |&s| s, span.start);
+                self.exclusive.insert(i, span);
             }
             Access::Shared => {
-                self.add_coverage(&range);
-                *self.shared.entry((range.start, range.end)).or_insert(0) += 1;
+                self.add_coverage(span);
+                match self.shared_index(span) {
+                    Ok(i) => {
+                        if let Some(entry) = self.shared.get_mut(i) {
+                            entry.n += 1;
+                        }
+                    }
+                    Err(i) => self.shared.insert(i, SharedEntry { span, n: 1 }),
+                }
             }
         }
         self.live += 1;
@@ -189,28 +255,32 @@ impl IntervalMap {
     /// Forgets a segment previously acquired with the same range and access.
     ///
     /// Releasing an empty range, or a range and access that is not live, does
-    /// nothing.
+    /// nothing. Never allocates.
     pub fn release(&mut self, range: Range<usize>, access: Access) {
         if range.is_empty() {
             return;
         }
+        let span = Span::of(&range);
         match access {
             Access::Exclusive => {
-                if self.exclusive.get(&range.start) != Some(&range.end) {
+                let i = first_at_or_after(&self.exclusive, |&s| s, span.start);
+                if self.exclusive.get(i) != Some(&span) {
                     return;
                 }
-                self.exclusive.remove(&range.start);
+                self.exclusive.remove(i);
             }
             Access::Shared => {
-                let key = (range.start, range.end);
-                match self.shared.get_mut(&key) {
+                let Ok(i) = self.shared_index(span) else {
+                    return;
+                };
+                match self.shared.get_mut(i) {
                     None => return,
-                    Some(n) if *n > 1 => *n -= 1,
+                    Some(entry) if entry.n > 1 => entry.n -= 1,
                     Some(_) => {
-                        self.shared.remove(&key);
+                        self.shared.remove(i);
                     }
                 }
-                self.remove_coverage(&range);
+                self.remove_coverage(span);
             }
         }
         self.live = self.live.saturating_sub(1);
@@ -227,78 +297,176 @@ impl IntervalMap {
         self.live == 0
     }
 
+    /// Where `span` is (`Ok`) or would go (`Err`) in the shared multiset.
+    fn shared_index(&self, span: Span) -> Result<usize, usize> {
+        self.shared.binary_search_by(|entry| entry.span.cmp(&span))
+    }
+
     /// Makes `at` a piece boundary: a piece strictly containing `at` is cut
     /// in two with the same count.
     fn split_at(&mut self, at: usize) {
-        let Some((_, piece)) = self.pieces.range_mut(..at).next_back() else {
+        let i = first_at_or_after(&self.pieces, |p| p.span, at);
+        let Some(piece) = i.checked_sub(1).and_then(|b| self.pieces.get_mut(b)) else {
             return;
         };
-        if piece.end <= at {
+        if piece.span.end <= at {
             return;
         }
         let tail = Piece {
-            end: piece.end,
+            span: Span {
+                start: at,
+                end: piece.span.end,
+            },
             count: piece.count,
         };
-        piece.end = at;
-        self.pieces.insert(at, tail);
+        piece.span.end = at;
+        self.pieces.insert(i, tail);
     }
 
     /// Merges the piece ending at `at` with the piece starting at `at` if
     /// their counts are equal.
     fn merge_at(&mut self, at: usize) {
-        let Some(right) = self.pieces.get(&at).copied() else {
+        let i = first_at_or_after(&self.pieces, |p| p.span, at);
+        let Some(&right) = self.pieces.get(i) else {
             return;
         };
-        let Some((_, left)) = self.pieces.range_mut(..at).next_back() else {
+        let Some(left) = i.checked_sub(1).and_then(|b| self.pieces.get_mut(b)) else {
             return;
         };
-        if left.end == at && left.count == right.count {
-            left.end = right.end;
-            self.pieces.remove(&at);
+        if right.span.start == at && left.span.end == at && left.count == right.count {
+            left.span.end = right.span.end;
+            self.pieces.remove(i);
         }
     }
 
-    /// Adds one to the shared coverage count of every byte of `range`.
-    fn add_coverage(&mut self, range: &Range<usize>) {
-        self.split_at(range.start);
-        self.split_at(range.end);
-        let mut gaps = Vec::new();
-        let mut cursor = range.start;
-        for (&start, piece) in self.pieces.range_mut(range.start..range.end) {
-            if start > cursor {
-                gaps.push((cursor, start));
+    /// The pieces `i..j` that start inside `span`; after `split_at` of both
+    /// ends, they are exactly the pieces within it.
+    fn window(&self, span: Span) -> (usize, usize) {
+        (
+            first_at_or_after(&self.pieces, |p| p.span, span.start),
+            first_at_or_after(&self.pieces, |p| p.span, span.end),
+        )
+    }
+
+    /// Overwrites the piece at index `at` (in bounds: callers write only
+    /// into the window they opened or are compacting).
+    fn put(&mut self, at: usize, piece: Piece) {
+        if let Some(slot) = self.pieces.get_mut(at) {
+            *slot = piece;
+        }
+    }
+
+    /// Adds one to the shared coverage count of every byte of `span`.
+    ///
+    /// The bytes of `span` not yet covered (the gaps between the pieces
+    /// within it) become new pieces of count 1. Room for all of them is
+    /// opened in one shift of the pieces after the window, then the window
+    /// is rewritten from its end, so that no unread piece is overwritten.
+    fn add_coverage(&mut self, span: Span) {
+        self.split_at(span.start);
+        self.split_at(span.end);
+        let (i, j) = self.window(span);
+        let window = self.pieces.get(i..j).unwrap_or_default();
+        let mut gaps = 0;
+        let mut cursor = span.start;
+        for piece in window {
+            gaps += usize::from(piece.span.start > cursor);
+            cursor = piece.span.end;
+        }
+        gaps += usize::from(cursor < span.end);
+        if gaps > 0 {
+            let filler = Piece { span, count: 0 };
+            self.pieces.resize(self.pieces.len() + gaps, filler);
+            if let Some(after) = self.pieces.get_mut(j..) {
+                after.rotate_right(gaps);
             }
-            piece.count += 1;
-            cursor = piece.end;
         }
-        if cursor < range.end {
-            gaps.push((cursor, range.end));
+        // `w` is where the next piece is written, counting down; it stays
+        // at or above `r`, the next piece to read, because exactly
+        // `gaps` pieces are added: when every gap is written, `w == r`.
+        let (mut r, mut w) = (j, j + gaps);
+        let mut hi = span.end;
+        while r > i {
+            r -= 1;
+            let Some(&old) = self.pieces.get(r) else {
+                break;
+            };
+            if old.span.end < hi {
+                w -= 1;
+                let gap = Span {
+                    start: old.span.end,
+                    end: hi,
+                };
+                self.put(
+                    w,
+                    Piece {
+                        span: gap,
+                        count: 1,
+                    },
+                );
+            }
+            w -= 1;
+            let counted = Piece {
+                span: old.span,
+                count: old.count + 1,
+            };
+            self.put(w, counted);
+            hi = old.span.start;
         }
-        for (start, end) in gaps {
-            self.pieces.insert(start, Piece { end, count: 1 });
+        if span.start < hi {
+            w -= 1;
+            let gap = Span {
+                start: span.start,
+                end: hi,
+            };
+            self.put(
+                w,
+                Piece {
+                    span: gap,
+                    count: 1,
+                },
+            );
         }
-        self.merge_at(range.start);
-        self.merge_at(range.end);
+        debug_assert_eq!(w, i, "every gap of the window was filled");
+        // Inside the window no two adjacent pieces have equal counts: two
+        // old ones differed before (+1 keeps that), and a gap (1) never
+        // touches an old one (now >= 2). Only the ends can merge.
+        self.merge_at(span.start);
+        self.merge_at(span.end);
     }
 
     /// Subtracts one from the shared coverage count of every byte of
-    /// `range`, dropping pieces that reach zero.
-    fn remove_coverage(&mut self, range: &Range<usize>) {
-        self.split_at(range.start);
-        self.split_at(range.end);
-        let mut emptied = Vec::new();
-        for (&start, piece) in self.pieces.range_mut(range.start..range.end) {
-            piece.count = piece.count.saturating_sub(1);
-            if piece.count == 0 {
-                emptied.push(start);
+    /// `span`, dropping pieces that reach zero (compacting in place).
+    fn remove_coverage(&mut self, span: Span) {
+        self.split_at(span.start);
+        self.split_at(span.end);
+        let (i, j) = self.window(span);
+        let mut kept = i;
+        for r in i..j {
+            let Some(&old) = self.pieces.get(r) else {
+                break;
+            };
+            let count = old.count.saturating_sub(1);
+            if count > 0 {
+                self.put(kept, Piece { count, ..old });
+                kept += 1;
             }
         }
-        for start in emptied {
-            self.pieces.remove(&start);
-        }
-        self.merge_at(range.start);
-        self.merge_at(range.end);
+        self.pieces.drain(kept..j);
+        // As in `add_coverage`, -1 keeps unequal neighbours unequal, and a
+        // dropped piece leaves a gap: only the ends can merge.
+        self.merge_at(span.start);
+        self.merge_at(span.end);
+    }
+
+    /// The capacities of the three vectors: what the map keeps allocated.
+    #[cfg(test)]
+    fn capacities(&self) -> [usize; 3] {
+        [
+            self.exclusive.capacity(),
+            self.pieces.capacity(),
+            self.shared.capacity(),
+        ]
     }
 }
 
@@ -311,38 +479,42 @@ mod tests {
     /// Checks the representation invariants.
     fn check_invariants(map: &IntervalMap) {
         let mut prev_end = None;
-        for (&start, &end) in &map.exclusive {
+        for &Span { start, end } in &map.exclusive {
             assert!(start < end, "empty exclusive segment {start}..{end}");
             if let Some(p) = prev_end {
                 assert!(p <= start, "exclusive segments overlap");
             }
             prev_end = Some(end);
         }
-        let mut prev: Option<(usize, Piece)> = None;
-        for (&start, &piece) in &map.pieces {
-            assert!(start < piece.end, "empty piece at {start}");
+        let mut prev: Option<Piece> = None;
+        for &piece in &map.pieces {
+            let start = piece.span.start;
+            assert!(start < piece.span.end, "empty piece at {start}");
             assert!(piece.count > 0, "zero-count piece at {start}");
-            if let Some((_, p)) = prev {
-                assert!(p.end <= start, "pieces overlap");
+            if let Some(p) = prev {
+                assert!(p.span.end <= start, "pieces overlap");
                 assert!(
-                    !(p.end == start && p.count == piece.count),
+                    !(p.span.end == start && p.count == piece.count),
                     "unmerged adjacent pieces at {start}"
                 );
             }
-            prev = Some((start, piece));
+            prev = Some(piece);
         }
-        let shared: usize = map.shared.values().sum();
-        assert!(map.shared.values().all(|&n| n > 0));
+        assert!(map.shared.windows(2).all(|w| w[0].span < w[1].span));
+        assert!(map
+            .shared
+            .iter()
+            .all(|e| e.n > 0 && e.span.start < e.span.end));
+        let shared: usize = map.shared.iter().map(|e| e.n).sum();
         assert_eq!(map.live, shared + map.exclusive.len());
         assert_eq!(map.is_empty(), map.live == 0);
     }
 
     fn coverage_at(map: &IntervalMap, byte: usize) -> usize {
         map.pieces
-            .range(..=byte)
-            .next_back()
-            .filter(|(_, p)| p.end > byte)
-            .map_or(0, |(_, p)| p.count)
+            .iter()
+            .find(|p| p.span.range().contains(&byte))
+            .map_or(0, |p| p.count)
     }
 
     #[test]
@@ -573,6 +745,101 @@ mod tests {
         check_invariants(&map);
     }
 
+    /// The live set of each case of the test below.
+    fn live_sets() -> Vec<Vec<(Range<usize>, Access)>> {
+        let rw: Vec<_> = (0..64).map(|k| (k * 8192..k * 8192 + 4096, Rw)).collect();
+        let ro: Vec<_> = (0..64).map(|k| (k * 2048..k * 2048 + 4096, Ro)).collect();
+        // Every third block read-write, the others two nested read-only.
+        let mixed: Vec<_> = (0..32usize)
+            .flat_map(|k| {
+                let at = k * 1000;
+                if k % 3 == 0 {
+                    vec![(at..at + 500, Rw)]
+                } else {
+                    vec![(at..at + 500, Ro), (at + 100..at + 400, Ro)]
+                }
+            })
+            .collect();
+        vec![Vec::new(), rw, ro, mixed]
+    }
+
+    /// The data path must not allocate per message: once a region has had
+    /// its most live segments, a carve and its release (read-only or
+    /// read-write, in a gap, across pieces, over the whole region) leave
+    /// the map's capacity unchanged, i.e. allocate nothing. A batch of
+    /// carves released together likewise allocates only in its first round.
+    #[test]
+    fn a_carve_release_cycle_allocates_only_in_its_first_iteration() {
+        let cycles = if cfg!(miri) { 20 } else { 100_000 };
+        let carves: [&[(Range<usize>, Access)]; 6] = [
+            &[(0..64, Ro)],
+            &[(0..64, Rw)],
+            &[(4096 + 8192..8192 + 8192, Ro)],
+            &[(60 * 1024..68 * 1024, Ro)],
+            &[(0..1 << 20, Ro)],
+            // A batch: sixteen overlapping read-only carves, then all dropped.
+            &[
+                (0..64, Ro),
+                (32..96, Ro),
+                (16..48, Ro),
+                (100..200, Ro),
+                (0..200, Ro),
+                (150..151, Ro),
+                (64..128, Ro),
+                (0..64, Ro),
+                (300..400, Ro),
+                (250..350, Ro),
+                (1000..1100, Ro),
+                (1050..1060, Ro),
+                (5000..6000, Ro),
+                (5500..7000, Ro),
+                (4096 + 100..4096 + 200, Ro),
+                (20_000..20_001, Ro),
+            ],
+        ];
+        for (n, live) in live_sets().into_iter().enumerate() {
+            for (m, carve) in carves.iter().enumerate() {
+                let mut map = IntervalMap::new();
+                for (r, a) in &live {
+                    map.acquire(r.clone(), *a).unwrap();
+                }
+                // One round: every carve of the batch, then every release;
+                // `seen` is told the capacities after each operation.
+                let cycle = |map: &mut IntervalMap, seen: &mut dyn FnMut([usize; 3])| {
+                    let mut taken = [false; 16];
+                    for ((r, a), taken) in carve.iter().zip(&mut taken) {
+                        *taken = map.acquire(r.clone(), *a).is_ok();
+                        seen(map.capacities());
+                    }
+                    for ((r, a), taken) in carve.iter().zip(taken) {
+                        if taken {
+                            map.release(r.clone(), *a);
+                            seen(map.capacities());
+                        }
+                    }
+                };
+                let (pieces, exclusive) = (map.pieces.clone(), map.exclusive.clone());
+                cycle(&mut map, &mut |_| {});
+                // Vectors never shrink: the capacities now are the maximum
+                // the first round needed, and no later operation may change
+                // them (neither grow nor shrink-and-regrow).
+                let high_water = map.capacities();
+                for i in 0..cycles {
+                    cycle(&mut map, &mut |now| {
+                        assert_eq!(
+                            now, high_water,
+                            "live set {n}, carve {m}: the map's capacity changed in cycle {i}"
+                        );
+                    });
+                }
+                assert_eq!(map.live(), live.len(), "live set {n}, carve {m}");
+                assert_eq!(map.pieces, pieces, "live set {n}, carve {m}");
+                assert_eq!(map.exclusive, exclusive, "live set {n}, carve {m}");
+                check_invariants(&map);
+            }
+        }
+    }
+
     use crate::test_rng::Rng;
 
     /// The obviously correct model: a list of live segments.
@@ -625,8 +892,8 @@ mod tests {
             }
         }
         let mut got = [0usize; SPACE];
-        for (&start, piece) in &map.pieces {
-            got[start..piece.end]
+        for piece in &map.pieces {
+            got[piece.span.range()]
                 .iter_mut()
                 .for_each(|c| *c = piece.count);
         }
@@ -638,7 +905,7 @@ mod tests {
             .map(|(r, _)| (r.start, r.end))
             .collect();
         excl.sort_unstable();
-        let excl_got: Vec<_> = map.exclusive.iter().map(|(&s, &e)| (s, e)).collect();
+        let excl_got: Vec<_> = map.exclusive.iter().map(|s| (s.start, s.end)).collect();
         assert_eq!(excl_got, excl);
     }
 
