@@ -312,7 +312,8 @@ pub(crate) unsafe fn create_cq(
         Cq {
             nic: c.nic,
             capacity,
-            entries: Default::default(),
+            // Full size now: completing never allocates (see `Sges`).
+            entries: std::collections::VecDeque::with_capacity(capacity),
             armed: false,
             channel: channel_id,
             raw: Ptr(cq),

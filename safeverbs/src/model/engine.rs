@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use safeverbs_sys as sys;
 
-use super::state::{Kind, QpState, RecvWqe, SendWqe, State, PSN_MASK};
+use super::state::{Kind, Qp, QpState, RecvWqe, SendWqe, State, MAX_SGE, PSN_MASK};
 use super::Fault;
 use crate::completion::WcStatus;
 
@@ -22,9 +22,32 @@ const RNR_DELAY_US: [u32; 32] = [
 ];
 
 /// Where a request's bytes come from or go to, translated by key.
+#[derive(Clone, Copy)]
 struct Span {
     ptr: *mut u8,
     len: usize,
+}
+
+impl Default for Span {
+    fn default() -> Self {
+        Self {
+            ptr: std::ptr::null_mut(),
+            len: 0,
+        }
+    }
+}
+
+/// The spans of one scatter/gather list, kept inline.
+#[derive(Clone, Copy, Default)]
+struct Spans {
+    list: [Span; MAX_SGE],
+    len: usize,
+}
+
+impl Spans {
+    fn as_slice(&self) -> &[Span] {
+        &self.list[..self.len]
+    }
 }
 
 impl State {
@@ -42,23 +65,29 @@ impl State {
 
     fn step(&mut self) -> bool {
         let now = Instant::now();
-        let ready: Vec<u32> = self
-            .qps
-            .iter()
-            .filter(|(_, qp)| match qp.state {
-                QpState::Err => !qp.sq.is_empty() || !qp.rq.is_empty(),
-                QpState::Rts => qp
-                    .sq
-                    .front()
-                    .is_some_and(|w| w.not_before.is_none_or(|t| now >= t)),
-                _ => false,
-            })
-            .map(|(&qpn, _)| qpn)
-            .collect();
-        if ready.is_empty() {
+        let can_run = |qp: &&Qp| match qp.state {
+            QpState::Err => !qp.sq.is_empty() || !qp.rq.is_empty(),
+            QpState::Rts => qp
+                .sq
+                .front()
+                .is_some_and(|w| w.not_before.is_none_or(|t| now >= t)),
+            _ => false,
+        };
+        // Counted, then the chosen one found again: no list to allocate.
+        let ready = self.qps.values().filter(can_run).count();
+        if ready == 0 {
             return false;
         }
-        let qpn = ready[self.rng.below(ready.len())];
+        let pick = self.rng.below(ready);
+        let Some(qpn) = self
+            .qps
+            .iter()
+            .filter(|(_, qp)| can_run(qp))
+            .nth(pick)
+            .map(|(&qpn, _)| qpn)
+        else {
+            return false;
+        };
         if self.take_fault(|f| *f == Fault::QpError).is_some() {
             if let Some(qp) = self.qps.get_mut(&qpn) {
                 qp.state = QpState::Err;
@@ -107,7 +136,7 @@ impl State {
             return;
         };
         let (kind, pd, mtu, sq_psn, dest) = (qp.kind, qp.pd, qp.mtu, qp.sq_psn, qp.dest);
-        let (opcode, wr_id, len) = (w.opcode, w.wr_id, total(&w.sges));
+        let (opcode, wr_id, len) = (w.opcode, w.wr_id, total(w.sges.as_slice()));
         let packets = u32::try_from(len.div_ceil(mtu as usize).max(1)).unwrap_or(PSN_MASK);
 
         // The peer must exist, be able to receive, and expect this PSN;
@@ -145,7 +174,7 @@ impl State {
         } else {
             0
         };
-        let Some(local) = self.spans(&w.sges, pd, local_need) else {
+        let Some(local) = self.spans(w.sges.as_slice(), pd, local_need) else {
             return self.fail(qpn, WcStatus::LOC_PROT_ERR);
         };
         let (remote_addr, rkey, imm) = (w.remote_addr, w.rkey, w.imm);
@@ -174,11 +203,13 @@ impl State {
         } else {
             None
         };
-        let mut targets = Vec::new();
+        let mut targets = Spans::default();
         if is_send {
-            let r = recv.as_ref().map_or(&[][..], |r| &r.sges[..]);
+            let r = recv.as_ref().map_or(&[][..], |r| r.sges.as_slice());
             match self.spans(r, peer_pd, LOCAL_WRITE) {
-                Some(spans) if spans.iter().map(|s| s.len).sum::<usize>() >= len => targets = spans,
+                Some(spans) if spans.as_slice().iter().map(|s| s.len).sum::<usize>() >= len => {
+                    targets = spans
+                }
                 bad => {
                     let status = if bad.is_some() {
                         WcStatus::LOC_LEN_ERR
@@ -190,17 +221,13 @@ impl State {
             }
         }
 
-        // The DMA: gather, then scatter.
-        let bytes = match opcode {
-            O::IBV_WR_RDMA_READ => gather(remote.as_slice()),
-            _ => gather(&local),
-        };
+        // The DMA, from the source's spans into the target's.
         match opcode {
-            O::IBV_WR_RDMA_READ => scatter(&local, &bytes),
+            O::IBV_WR_RDMA_READ => copy(remote.as_slice(), local.as_slice()),
             O::IBV_WR_RDMA_WRITE | O::IBV_WR_RDMA_WRITE_WITH_IMM => {
-                scatter(remote.as_slice(), &bytes)
+                copy(local.as_slice(), remote.as_slice())
             }
-            _ => scatter(&targets, &bytes),
+            _ => copy(local.as_slice(), targets.as_slice()),
         }
 
         let byte_len = u32::try_from(len).unwrap_or(u32::MAX);
@@ -236,10 +263,13 @@ impl State {
     }
 
     /// Translates `sges` by lkey in `pd`, each with the `need`ed access.
-    fn spans(&self, sges: &[sys::ibv_sge], pd: u32, need: u32) -> Option<Vec<Span>> {
-        sges.iter()
-            .map(|s| self.translate(s.lkey, s.addr, s.length as usize, pd, need))
-            .collect()
+    fn spans(&self, sges: &[sys::ibv_sge], pd: u32, need: u32) -> Option<Spans> {
+        let mut out = Spans::default();
+        for s in sges.iter().take(MAX_SGE) {
+            out.list[out.len] = self.translate(s.lkey, s.addr, s.length as usize, pd, need)?;
+            out.len += 1;
+        }
+        Some(out)
     }
 
     /// A peer's rkey span; `need` is 0 when its queue pair does not allow
@@ -376,26 +406,26 @@ fn total(sges: &[sys::ibv_sge]) -> usize {
     sges.iter().map(|s| s.length as usize).sum()
 }
 
-/// Reads the bytes of `spans`, in order.
-fn gather(spans: &[Span]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(spans.iter().map(|s| s.len).sum());
-    for s in spans {
-        // SAFETY: `translate` made the span: inside a live registration,
+/// Copies the bytes of `from`, in order, over `to`, as far as both go.
+fn copy(from: &[Span], to: &[Span]) {
+    let (mut i, mut j, mut a, mut b) = (0, 0, 0, 0);
+    while let (Some(src), Some(dst)) = (from.get(i), to.get(j)) {
+        let n = (src.len - a).min(dst.len - b);
+        // SAFETY: `translate` made both spans: inside live registrations,
         // whose memory the registering code keeps valid until
-        // `ibv_dereg_mr`, which cannot run while we hold the lock (`Mr`).
-        out.extend_from_slice(unsafe { std::slice::from_raw_parts(s.ptr, s.len) });
-    }
-    out
-}
-
-/// Writes `bytes` over `spans`, in order, as far as they go.
-fn scatter(spans: &[Span], mut bytes: &[u8]) {
-    for s in spans {
-        let n = s.len.min(bytes.len());
-        // SAFETY: as in `gather`; the span was checked for local or remote
-        // write access, and `n` is within it and within `bytes`.
-        unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), s.ptr, n) };
-        bytes = &bytes[n..];
+        // `ibv_dereg_mr`, which cannot run while we hold the lock (`Mr`);
+        // the target was checked for local or remote write access; `a + n`
+        // and `b + n` stay within their spans. The two may overlap (a
+        // region written onto itself): `copy` allows that.
+        unsafe { std::ptr::copy(src.ptr.add(a), dst.ptr.add(b), n) };
+        a += n;
+        b += n;
+        if a == src.len {
+            (i, a) = (i + 1, 0);
+        }
+        if b == dst.len {
+            (j, b) = (j + 1, 0);
+        }
     }
 }
 

@@ -149,12 +149,38 @@ pub(crate) struct Qp {
     pub(crate) rq: VecDeque<RecvWqe>,
 }
 
+/// A request's scatter/gather list, kept inline: queueing a request
+/// allocates nothing once its queue has held that many (the no-allocation
+/// tests run on the model too).
+#[derive(Clone, Copy)]
+pub(crate) struct Sges {
+    list: [sys::ibv_sge; MAX_SGE],
+    len: usize,
+}
+
+/// Scatter/gather entries per request (`DeviceLimits::max_sge`).
+pub(crate) const MAX_SGE: usize = LIMITS.max_sge as usize;
+
+impl Sges {
+    /// `sges`, which the caller checked to hold at most [`MAX_SGE`].
+    fn new(sges: &[sys::ibv_sge]) -> Self {
+        let mut list = [sys::ibv_sge::default(); MAX_SGE];
+        let len = sges.len().min(MAX_SGE);
+        list[..len].copy_from_slice(&sges[..len]);
+        Self { list, len }
+    }
+
+    pub(crate) fn as_slice(&self) -> &[sys::ibv_sge] {
+        &self.list[..self.len]
+    }
+}
+
 /// A send-queue request as posted: descriptors only, no bytes.
 pub(crate) struct SendWqe {
     pub(crate) wr_id: u64,
     pub(crate) opcode: sys::ibv_wr_opcode,
     pub(crate) signaled: bool,
-    pub(crate) sges: Vec<sys::ibv_sge>,
+    pub(crate) sges: Sges,
     pub(crate) remote_addr: u64,
     pub(crate) rkey: u32,
     pub(crate) imm: u32,
@@ -165,7 +191,7 @@ pub(crate) struct SendWqe {
 
 pub(crate) struct RecvWqe {
     pub(crate) wr_id: u64,
-    pub(crate) sges: Vec<sys::ibv_sge>,
+    pub(crate) sges: Sges,
 }
 
 pub(crate) const PSN_MASK: u32 = 0x00ff_ffff;
@@ -252,8 +278,9 @@ impl State {
                 rq_psn: 0,
                 min_rnr_timer: 0,
                 rnr_retry: 7,
-                sq: VecDeque::new(),
-                rq: VecDeque::new(),
+                // Full size now: queueing never allocates (see `Sges`).
+                sq: VecDeque::with_capacity(cap.max_send_wr as usize),
+                rq: VecDeque::with_capacity(cap.max_recv_wr as usize),
             },
         );
         Ok(qpn)
@@ -376,7 +403,7 @@ impl State {
             wr_id: wr.wr_id,
             opcode: wr.opcode,
             signaled,
-            sges: sges.to_vec(),
+            sges: Sges::new(sges),
             remote_addr: rdma.remote_addr,
             rkey: rdma.rkey,
             imm,
@@ -405,7 +432,7 @@ impl State {
         }
         qp.rq.push_back(RecvWqe {
             wr_id: wr.wr_id,
-            sges: sges.to_vec(),
+            sges: Sges::new(sges),
         });
         Ok(())
     }
