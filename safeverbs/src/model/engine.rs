@@ -66,6 +66,7 @@ impl State {
     fn step(&mut self) -> bool {
         let now = Instant::now();
         let can_run = |qp: &&Qp| match qp.state {
+            _ if !qp.acks.is_empty() => true,
             QpState::Err => !qp.sq.is_empty() || !qp.rq.is_empty(),
             QpState::Rts => qp
                 .sq
@@ -94,16 +95,45 @@ impl State {
             }
             return true;
         }
-        match self.qps.get(&qpn).map(|qp| qp.state) {
-            Some(QpState::Err) => self.flush_one(qpn),
-            Some(_) => self.execute(qpn, now),
-            None => {}
+        let Some(qp) = self.qps.get(&qpn) else {
+            return true;
+        };
+        // An acknowledgement comes back, or the next request runs (if it
+        // can: else the acknowledgement).
+        let head_ready = qp
+            .sq
+            .front()
+            .is_some_and(|w| w.not_before.is_none_or(|t| now >= t));
+        let ack = !qp.acks.is_empty() && (!head_ready || self.rng.below(2) == 0);
+        match qp.state {
+            _ if ack => self.acknowledge(qpn, 1),
+            QpState::Err => self.flush_one(qpn),
+            _ => self.execute(qpn, now),
         }
         true
     }
 
-    /// Flushes the head of one queue of an ERR queue pair.
+    /// Queues the completions of `n` acknowledged requests (all: `usize::MAX`),
+    /// oldest first.
+    fn acknowledge(&mut self, qpn: u32, n: usize) {
+        let Some(cq) = self.qps.get(&qpn).map(|qp| qp.send_cq) else {
+            return;
+        };
+        for _ in 0..n {
+            let Some(qp) = self.qps.get_mut(&qpn) else {
+                return;
+            };
+            let Some(wc) = qp.acks.pop_front() else {
+                return;
+            };
+            self.complete(cq, wc);
+        }
+    }
+
+    /// Flushes the head of one queue of an ERR queue pair (requests that
+    /// already ran are acknowledged first: they completed before the error).
     fn flush_one(&mut self, qpn: u32) {
+        self.acknowledge(qpn, usize::MAX);
         let Some(qp) = self.qps.get_mut(&qpn) else {
             return;
         };
@@ -366,6 +396,8 @@ impl State {
     /// The head request failed with `status`: it completes (an error always
     /// does) and the queue pair moves to ERR, flushing the rest.
     fn fail(&mut self, qpn: u32, status: WcStatus) {
+        // What ran before it completes first: one send queue stays in order.
+        self.acknowledge(qpn, usize::MAX);
         let Some(qp) = self.qps.get_mut(&qpn) else {
             return;
         };
@@ -376,8 +408,9 @@ impl State {
         }
     }
 
-    /// The head request is done: its completion if signaled, and the PSNs
-    /// of both ends advance by its packets.
+    /// The head request ran: its completion (if signaled) waits for the
+    /// acknowledgement, a later step; the PSNs of both ends advance by its
+    /// packets.
     fn succeed(&mut self, qpn: u32, packets: u32, peer: Option<u32>, wr_id: u64, byte_len: u32) {
         let Some(qp) = self.qps.get_mut(&qpn) else {
             return;
@@ -389,15 +422,17 @@ impl State {
             return;
         };
         qp.sq_psn = qp.sq_psn.wrapping_add(packets) & PSN_MASK;
-        let cq = qp.send_cq;
+        if signaled {
+            qp.acks.push_back(wc(
+                wr_id,
+                WcStatus::SUCCESS,
+                send_opcode(opcode),
+                qpn,
+                byte_len,
+            ));
+        }
         if let Some(p) = peer.and_then(|p| self.qps.get_mut(&p)) {
             p.rq_psn = p.rq_psn.wrapping_add(packets) & PSN_MASK;
-        }
-        if signaled {
-            self.complete(
-                cq,
-                wc(wr_id, WcStatus::SUCCESS, send_opcode(opcode), qpn, byte_len),
-            );
         }
     }
 }

@@ -16,8 +16,9 @@
 //!   or a use after free.
 //! - **It reorders what the verbs allow and nothing else**: requests of
 //!   different queue pairs run in a seeded order, completions are delayed (a
-//!   poll may find nothing although work is pending), but one send queue
-//!   runs in order.
+//!   poll may find nothing although work is pending; a send's completion,
+//!   its acknowledgement, may come steps after the receiver's), but one
+//!   send queue runs and completes in order.
 //! - **It injects faults on demand** ([`Fault`]): a failing request status,
 //!   a queue pair forced to ERR, a doorbell that fails after queueing, a
 //!   completion queue overrun.

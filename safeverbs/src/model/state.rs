@@ -147,6 +147,9 @@ pub(crate) struct Qp {
     pub(crate) rnr_retry: u8,
     pub(crate) sq: VecDeque<SendWqe>,
     pub(crate) rq: VecDeque<RecvWqe>,
+    /// Completions of requests that ran (their bytes moved) and whose
+    /// acknowledgement has not come back yet, in send-queue order.
+    pub(crate) acks: VecDeque<sys::ibv_wc>,
 }
 
 /// A request's scatter/gather list, kept inline: queueing a request
@@ -281,6 +284,7 @@ impl State {
                 // Full size now: queueing never allocates (see `Sges`).
                 sq: VecDeque::with_capacity(cap.max_send_wr as usize),
                 rq: VecDeque::with_capacity(cap.max_recv_wr as usize),
+                acks: VecDeque::with_capacity(cap.max_send_wr as usize),
             },
         );
         Ok(qpn)
@@ -303,6 +307,7 @@ impl State {
             (_, S::IBV_QPS_RESET) => {
                 qp.sq.clear();
                 qp.rq.clear();
+                qp.acks.clear();
                 QpState::Reset
             }
             (_, S::IBV_QPS_ERR) => QpState::Err,
@@ -389,7 +394,7 @@ impl State {
         if !supported || inline || sges.len() > qp.cap.max_send_sge as usize {
             return Err(libc::EINVAL);
         }
-        if qp.sq.len() >= qp.cap.max_send_wr as usize {
+        if qp.sq.len() + qp.acks.len() >= qp.cap.max_send_wr as usize {
             return Err(libc::ENOMEM);
         }
         // SAFETY: `rdma` is the member every opcode accepted here uses
