@@ -22,7 +22,7 @@ use safeverbs::Device;
 #[path = "../../../safeverbs/tests/common/mod.rs"]
 mod common;
 
-use common::{trials, Test};
+use common::{trials, Skip, Test};
 
 /// How long the server may take to end after its client is gone.
 const BOUND: Duration = Duration::from_secs(10);
@@ -130,7 +130,8 @@ fn ended(mut server: Child, since: Instant) -> (std::process::ExitStatus, String
 
 /// Rule: a server learns that its peer died: the examples end with the
 /// named cause when the client is killed.
-fn a_killed_client_ends_the_server_with_the_named_cause(_dev: &Device) {
+fn a_killed_client_ends_the_server_with_the_named_cause(dev: &Device) -> Result<(), Skip> {
+    common::real_device(dev, "the server and the client are processes of their own")?;
     let port = free_port().to_string();
     let (server, server_lines) = server(&port);
     let mut client = Command::new(std::env::current_exe().expect("this binary"))
@@ -154,11 +155,13 @@ fn a_killed_client_ends_the_server_with_the_named_cause(_dev: &Device) {
         stderr.contains("WARN") && stderr.contains("without a goodbye"),
         "the library's log is shown: {stderr}"
     );
+    Ok(())
 }
 
 /// A client that greets and exits: the server checks the bytes and ends
 /// with success when the client hangs up.
-fn a_client_that_greets_and_leaves_ends_the_server_cleanly(_dev: &Device) {
+fn a_client_that_greets_and_leaves_ends_the_server_cleanly(dev: &Device) -> Result<(), Skip> {
+    common::real_device(dev, "the server and the client are processes of their own")?;
     let port = free_port().to_string();
     let (server, server_lines) = server(&port);
     let client = Command::new(env!("CARGO_BIN_EXE_greeter_client"))
@@ -176,4 +179,5 @@ fn a_client_that_greets_and_leaves_ends_the_server_cleanly(_dev: &Device) {
         !stderr.contains("WARN"),
         "a client that leaves on purpose is no warning: {stderr}"
     );
+    Ok(())
 }

@@ -16,7 +16,7 @@ use safeverbs::Device;
 #[path = "../../../safeverbs/tests/common/mod.rs"]
 mod common;
 
-use common::{trials, Test};
+use common::{trials, Skip, Test};
 
 /// How long the server may take to end after its client is killed.
 const BOUND: Duration = Duration::from_secs(10);
@@ -59,7 +59,8 @@ fn wait_for(lines: &mpsc::Receiver<String>, marker: &str) {
 
 /// Rule: a server learns that its peer died: the examples end with the
 /// named cause when the client is killed.
-fn a_killed_client_ends_the_server_with_the_named_cause(_dev: &Device) {
+fn a_killed_client_ends_the_server_with_the_named_cause(dev: &Device) -> Result<(), Skip> {
+    common::real_device(dev, "the server and the client are processes of their own")?;
     let port = free_port().to_string();
     let mut server = Command::new(env!("CARGO_BIN_EXE_kv_server"))
         .args(["--port", &port])
@@ -112,6 +113,7 @@ fn a_killed_client_ends_the_server_with_the_named_cause(_dev: &Device) {
         stderr.contains("WARN") && stderr.contains("without a goodbye"),
         "the library's log is shown: {stderr}"
     );
+    Ok(())
 }
 
 fn main() -> std::process::ExitCode {
