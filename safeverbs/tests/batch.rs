@@ -102,6 +102,57 @@ fn a_dropped_batch_is_released_when_its_completion_arrives(dev: &Device) {
     assert_eq!(src.live_segments(), 0, "every rider's segment came back");
 }
 
+/// A dropped batch frees none of its riders' memory before the signaled
+/// request's completion is reaped: until then each rider's bytes cannot be
+/// carved read-write, and the receiver gets the bytes that were posted.
+/// On the model the writes run only after the drop, so a rider released
+/// early would be overwritten here and arrive wrong.
+fn a_dropped_batchs_riders_stay_posted_until_its_completion(dev: &Device) {
+    const N: usize = 8;
+    const SIZE: usize = 256;
+    let p = pair::<Rc>(dev, 16);
+    let data = pattern(N * SIZE, 11);
+    let src = p.pd.register_slice(&data, Access::local()).unwrap();
+    let dst =
+        p.pd.register_zeroed::<u8>(N * SIZE, Access::remote_write())
+            .unwrap();
+    let segs: Vec<_> = (0..N)
+        .map(|k| src.bytes_ro(k * SIZE..(k + 1) * SIZE).unwrap())
+        .collect();
+    let remotes: Vec<_> = (0..N)
+        .map(|k| {
+            dst.remote()
+                .bytes((k * SIZE) as u64..((k + 1) * SIZE) as u64)
+                .unwrap()
+        })
+        .collect();
+    drop(p.a.write_batch(segs, &remotes));
+    // Nothing was reaped yet: every request, riders included, still owns
+    // its bytes. A carve that is granted anyway scribbles over them, as a
+    // user reusing released memory would.
+    let mut granted = Vec::new();
+    for k in 0..N {
+        if let Ok(mut seg) = src.bytes_rw(k * SIZE..(k + 1) * SIZE) {
+            seg.fill(0xee);
+            granted.push(k);
+        }
+    }
+    reap_until(&p.cq, 0);
+    for k in 0..N {
+        assert_eq!(
+            dst.bytes_ro(k * SIZE..(k + 1) * SIZE).unwrap().to_vec(),
+            data[k * SIZE..(k + 1) * SIZE],
+            "write {k} of the dropped batch: the receiver's bytes are not the ones posted \
+             (carved read-write while posted: {granted:?})"
+        );
+    }
+    assert!(
+        granted.is_empty(),
+        "requests {granted:?} of a dropped batch could be carved read-write before its completion"
+    );
+    assert_eq!(src.live_segments(), 0, "every segment came back");
+}
+
 fn bad_batches_are_refused_before_posting(dev: &Device) {
     let p = pair::<Rc>(dev, 8);
     let src = p.pd.register_zeroed::<u8>(4096, Access::local()).unwrap();
@@ -179,6 +230,7 @@ fn main() -> std::process::ExitCode {
         device write_batch_lands_every_write_and_returns_every_segment,
         device send_batch_arrives_in_order,
         device a_dropped_batch_is_released_when_its_completion_arrives,
+        device a_dropped_batchs_riders_stay_posted_until_its_completion,
         device bad_batches_are_refused_before_posting,
         device a_riders_resources_are_released_outside_the_completion_queues_locks,
     ])
