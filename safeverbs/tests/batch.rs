@@ -3,6 +3,10 @@
 
 mod common;
 
+use std::future::Future;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
 use common::{pair, pattern, reap_until, trials, Test};
 use futures::executor::block_on;
 use safeverbs::{Access, Device, Error, Rc, Uc, MAX_BATCH};
@@ -153,6 +157,63 @@ fn a_dropped_batchs_riders_stay_posted_until_its_completion(dev: &Device) {
     assert_eq!(src.live_segments(), 0, "every segment came back");
 }
 
+/// A batch that gathers its slots in two steps (part at once, the rest as
+/// single posts complete) takes exactly as many as it posts: afterwards
+/// the whole send queue is free again, so a batch as deep as the queue
+/// fits at once.
+fn a_batch_that_gathers_its_slots_takes_no_more_than_it_posts(dev: &Device) {
+    const DEPTH: usize = 4;
+    const LEN: usize = 64;
+    let p = pair::<Rc>(dev, DEPTH as u32);
+    let src =
+        p.pd.register_zeroed::<u8>(DEPTH * LEN + LEN, Access::local())
+            .unwrap();
+    let dst =
+        p.pd.register_zeroed::<u8>(DEPTH * LEN + LEN, Access::remote_write())
+            .unwrap();
+    let seg = |k: usize| src.bytes_ro(k * LEN..(k + 1) * LEN).unwrap();
+    let remote = |k: usize| {
+        dst.remote()
+            .bytes((k * LEN) as u64..((k + 1) * LEN) as u64)
+            .unwrap()
+    };
+    // Three single writes hold three of the four slots ...
+    let singles: Vec<_> = (0..3).map(|k| p.a.write(seg(k), remote(k))).collect();
+    // ... so a batch of two finds one free slot: it takes it and waits.
+    let mut batch = Box::pin(p.a.write_batch(vec![seg(3), seg(4)], &[remote(3), remote(4)]));
+    assert!(format!("{batch:?}").contains("waiting"), "{batch:?}");
+    // The singles complete; the batch's next poll reaps them and gathers
+    // the one slot it still needs.
+    if let Some(m) = dev.model() {
+        m.settle(1000);
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let noop = futures::task::noop_waker_ref();
+    let (res, back) = loop {
+        if let Poll::Ready(out) = batch.as_mut().poll(&mut Context::from_waker(noop)) {
+            break out;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the batch never posted: {batch:?}"
+        );
+    };
+    res.unwrap();
+    assert_eq!(back.len(), 2);
+    for single in singles {
+        block_on(single).0.unwrap();
+    }
+    // Every slot came back: a batch of the queue's whole depth fits.
+    let segs: Vec<_> = (0..DEPTH).map(seg).collect();
+    let remotes: Vec<_> = (0..DEPTH).map(remote).collect();
+    drop(back);
+    let (res, _) = block_on(
+        p.a.write_batch(segs, &remotes)
+            .timeout(Duration::from_secs(5)),
+    );
+    res.expect("a batch as deep as the send queue, once every earlier request completed");
+}
+
 fn bad_batches_are_refused_before_posting(dev: &Device) {
     let p = pair::<Rc>(dev, 8);
     let src = p.pd.register_zeroed::<u8>(4096, Access::local()).unwrap();
@@ -231,6 +292,7 @@ fn main() -> std::process::ExitCode {
         device send_batch_arrives_in_order,
         device a_dropped_batch_is_released_when_its_completion_arrives,
         device a_dropped_batchs_riders_stay_posted_until_its_completion,
+        device a_batch_that_gathers_its_slots_takes_no_more_than_it_posts,
         device bad_batches_are_refused_before_posting,
         device a_riders_resources_are_released_outside_the_completion_queues_locks,
     ])
