@@ -7,9 +7,10 @@ use std::future::Future;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use common::{pair, pattern, reap_until, trials, Test};
+use common::{pair, pattern, reap_until, trials, Skip, Test};
 use futures::executor::block_on;
-use safeverbs::{Access, Device, Error, Rc, Uc, MAX_BATCH};
+use safeverbs::model::Fault;
+use safeverbs::{Access, Device, Error, Rc, Shutdown, Uc, MAX_BATCH};
 
 fn write_batch_lands_every_write_and_returns_every_segment(dev: &Device) {
     let p = pair::<Uc>(dev, 64);
@@ -214,6 +215,94 @@ fn a_batch_that_gathers_its_slots_takes_no_more_than_it_posts(dev: &Device) {
     res.expect("a batch as deep as the send queue, once every earlier request completed");
 }
 
+/// A batch is one signaled request: its riders are unsignaled and produce
+/// no completion of their own (one doorbell, one completion). Counted on
+/// the model, whose `settle` runs every request before the queue is polled;
+/// the batch is as long as a batch may be.
+fn a_batch_produces_one_completion(dev: &Device) -> Result<(), Skip> {
+    const N: usize = MAX_BATCH;
+    const LEN: usize = 64;
+    let Some(model) = dev.model() else {
+        return Err(Skip(
+            "counts completions after the model's `settle`; a real device completes at its own pace".into(),
+        ));
+    };
+    let p = pair::<Rc>(dev, 64);
+    let data = pattern(N * LEN, 5);
+    let src = p.pd.register_slice(&data, Access::local()).unwrap();
+    let dst =
+        p.pd.register_zeroed::<u8>(N * LEN, Access::remote_write())
+            .unwrap();
+    let segs: Vec<_> = (0..N)
+        .map(|k| src.bytes_ro(k * LEN..(k + 1) * LEN).unwrap())
+        .collect();
+    let remotes: Vec<_> = (0..N)
+        .map(|k| {
+            dst.remote()
+                .bytes((k * LEN) as u64..((k + 1) * LEN) as u64)
+                .unwrap()
+        })
+        .collect();
+    let batch = p.a.write_batch(segs, &remotes);
+    model.settle(10_000);
+    assert_eq!(
+        p.cq.poll().unwrap(),
+        1,
+        "a batch of {N} writes completes with one completion"
+    );
+    let (res, back) = block_on(batch);
+    res.unwrap();
+    assert_eq!(back.len(), N);
+    assert_eq!(dst.bytes_ro(0..N * LEN).unwrap().to_vec(), data);
+    assert_eq!(p.cq.in_flight(), 0);
+    Ok(())
+}
+
+/// A batch whose doorbell fails after the provider queued it (`bad_wr`
+/// NULL: every request may be with the NIC) is not handed back at once:
+/// the queue pair is shut down, and the batch resolves once the flush is
+/// reaped, with every segment.
+fn a_batch_whose_doorbell_fails_after_queueing_waits_for_the_flush(
+    dev: &Device,
+) -> Result<(), Skip> {
+    const N: usize = 4;
+    const LEN: usize = 64;
+    let Some(model) = dev.model() else {
+        return Err(Skip(
+            "injects a failing doorbell (the model's Fault::DoorbellFails)".into(),
+        ));
+    };
+    let p = pair::<Rc>(dev, 16);
+    let src =
+        p.pd.register_zeroed::<u8>(N * LEN, Access::local())
+            .unwrap();
+    let dst =
+        p.pd.register_zeroed::<u8>(N * LEN, Access::remote_write())
+            .unwrap();
+    let segs: Vec<_> = (0..N)
+        .map(|k| src.bytes_ro(k * LEN..(k + 1) * LEN).unwrap())
+        .collect();
+    let remotes: Vec<_> = (0..N)
+        .map(|k| {
+            dst.remote()
+                .bytes((k * LEN) as u64..((k + 1) * LEN) as u64)
+                .unwrap()
+        })
+        .collect();
+    model.inject(Fault::DoorbellFails);
+    let (res, back) = block_on(
+        p.a.write_batch(segs, &remotes)
+            .timeout(Duration::from_secs(10)),
+    );
+    assert!(
+        matches!(res, Err(Error::ShutDown(Shutdown::PostFailed(_)))),
+        "{res:?}"
+    );
+    assert_eq!(back.len(), N, "every segment, after the flush");
+    assert_eq!(p.cq.in_flight(), 0);
+    Ok(())
+}
+
 fn bad_batches_are_refused_before_posting(dev: &Device) {
     let p = pair::<Rc>(dev, 8);
     let src = p.pd.register_zeroed::<u8>(4096, Access::local()).unwrap();
@@ -293,6 +382,8 @@ fn main() -> std::process::ExitCode {
         device a_dropped_batch_is_released_when_its_completion_arrives,
         device a_dropped_batchs_riders_stay_posted_until_its_completion,
         device a_batch_that_gathers_its_slots_takes_no_more_than_it_posts,
+        device a_batch_produces_one_completion,
+        device a_batch_whose_doorbell_fails_after_queueing_waits_for_the_flush,
         device bad_batches_are_refused_before_posting,
         device a_riders_resources_are_released_outside_the_completion_queues_locks,
     ])
