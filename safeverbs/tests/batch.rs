@@ -3,9 +3,14 @@
 
 mod common;
 
-use common::{pair, pattern, reap_until, trials, Test};
+use std::future::Future;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use common::{pair, pattern, reap_until, trials, Skip, Test};
 use futures::executor::block_on;
-use safeverbs::{Access, Device, Error, Rc, Uc, MAX_BATCH};
+use safeverbs::model::Fault;
+use safeverbs::{Access, Device, Error, Rc, Shutdown, Uc, MAX_BATCH};
 
 fn write_batch_lands_every_write_and_returns_every_segment(dev: &Device) {
     let p = pair::<Uc>(dev, 64);
@@ -102,6 +107,202 @@ fn a_dropped_batch_is_released_when_its_completion_arrives(dev: &Device) {
     assert_eq!(src.live_segments(), 0, "every rider's segment came back");
 }
 
+/// A dropped batch frees none of its riders' memory before the signaled
+/// request's completion is reaped: until then each rider's bytes cannot be
+/// carved read-write, and the receiver gets the bytes that were posted.
+/// On the model the writes run only after the drop, so a rider released
+/// early would be overwritten here and arrive wrong.
+fn a_dropped_batchs_riders_stay_posted_until_its_completion(dev: &Device) {
+    const N: usize = 8;
+    const SIZE: usize = 256;
+    let p = pair::<Rc>(dev, 16);
+    let data = pattern(N * SIZE, 11);
+    let src = p.pd.register_slice(&data, Access::local()).unwrap();
+    let dst =
+        p.pd.register_zeroed::<u8>(N * SIZE, Access::remote_write())
+            .unwrap();
+    let segs: Vec<_> = (0..N)
+        .map(|k| src.bytes_ro(k * SIZE..(k + 1) * SIZE).unwrap())
+        .collect();
+    let remotes: Vec<_> = (0..N)
+        .map(|k| {
+            dst.remote()
+                .bytes((k * SIZE) as u64..((k + 1) * SIZE) as u64)
+                .unwrap()
+        })
+        .collect();
+    drop(p.a.write_batch(segs, &remotes));
+    // Nothing was reaped yet: every request, riders included, still owns
+    // its bytes. A carve that is granted anyway scribbles over them, as a
+    // user reusing released memory would.
+    let mut granted = Vec::new();
+    for k in 0..N {
+        if let Ok(mut seg) = src.bytes_rw(k * SIZE..(k + 1) * SIZE) {
+            seg.fill(0xee);
+            granted.push(k);
+        }
+    }
+    reap_until(&p.cq, 0);
+    for k in 0..N {
+        assert_eq!(
+            dst.bytes_ro(k * SIZE..(k + 1) * SIZE).unwrap().to_vec(),
+            data[k * SIZE..(k + 1) * SIZE],
+            "write {k} of the dropped batch: the receiver's bytes are not the ones posted \
+             (carved read-write while posted: {granted:?})"
+        );
+    }
+    assert!(
+        granted.is_empty(),
+        "requests {granted:?} of a dropped batch could be carved read-write before its completion"
+    );
+    assert_eq!(src.live_segments(), 0, "every segment came back");
+}
+
+/// A batch that gathers its slots in two steps (part at once, the rest as
+/// single posts complete) takes exactly as many as it posts: afterwards
+/// the whole send queue is free again, so a batch as deep as the queue
+/// fits at once.
+fn a_batch_that_gathers_its_slots_takes_no_more_than_it_posts(dev: &Device) {
+    const DEPTH: usize = 4;
+    const LEN: usize = 64;
+    let p = pair::<Rc>(dev, DEPTH as u32);
+    let src =
+        p.pd.register_zeroed::<u8>(DEPTH * LEN + LEN, Access::local())
+            .unwrap();
+    let dst =
+        p.pd.register_zeroed::<u8>(DEPTH * LEN + LEN, Access::remote_write())
+            .unwrap();
+    let seg = |k: usize| src.bytes_ro(k * LEN..(k + 1) * LEN).unwrap();
+    let remote = |k: usize| {
+        dst.remote()
+            .bytes((k * LEN) as u64..((k + 1) * LEN) as u64)
+            .unwrap()
+    };
+    // Three single writes hold three of the four slots ...
+    let singles: Vec<_> = (0..3).map(|k| p.a.write(seg(k), remote(k))).collect();
+    // ... so a batch of two finds one free slot: it takes it and waits.
+    let mut batch = Box::pin(p.a.write_batch(vec![seg(3), seg(4)], &[remote(3), remote(4)]));
+    assert!(format!("{batch:?}").contains("waiting"), "{batch:?}");
+    // The singles complete; the batch's next poll reaps them and gathers
+    // the one slot it still needs.
+    if let Some(m) = dev.model() {
+        m.settle(1000);
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let noop = futures::task::noop_waker_ref();
+    let (res, back) = loop {
+        if let Poll::Ready(out) = batch.as_mut().poll(&mut Context::from_waker(noop)) {
+            break out;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the batch never posted: {batch:?}"
+        );
+    };
+    res.unwrap();
+    assert_eq!(back.len(), 2);
+    for single in singles {
+        block_on(single).0.unwrap();
+    }
+    // Every slot came back: a batch of the queue's whole depth fits.
+    let segs: Vec<_> = (0..DEPTH).map(seg).collect();
+    let remotes: Vec<_> = (0..DEPTH).map(remote).collect();
+    drop(back);
+    let (res, _) = block_on(
+        p.a.write_batch(segs, &remotes)
+            .timeout(Duration::from_secs(5)),
+    );
+    res.expect("a batch as deep as the send queue, once every earlier request completed");
+}
+
+/// A batch is one signaled request: its riders are unsignaled and produce
+/// no completion of their own (one doorbell, one completion). Counted on
+/// the model, whose `settle` runs every request before the queue is polled;
+/// the batch is as long as a batch may be.
+fn a_batch_produces_one_completion(dev: &Device) -> Result<(), Skip> {
+    const N: usize = MAX_BATCH;
+    const LEN: usize = 64;
+    let Some(model) = dev.model() else {
+        return Err(Skip(
+            "counts completions after the model's `settle`; a real device completes at its own pace".into(),
+        ));
+    };
+    let p = pair::<Rc>(dev, 64);
+    let data = pattern(N * LEN, 5);
+    let src = p.pd.register_slice(&data, Access::local()).unwrap();
+    let dst =
+        p.pd.register_zeroed::<u8>(N * LEN, Access::remote_write())
+            .unwrap();
+    let segs: Vec<_> = (0..N)
+        .map(|k| src.bytes_ro(k * LEN..(k + 1) * LEN).unwrap())
+        .collect();
+    let remotes: Vec<_> = (0..N)
+        .map(|k| {
+            dst.remote()
+                .bytes((k * LEN) as u64..((k + 1) * LEN) as u64)
+                .unwrap()
+        })
+        .collect();
+    let batch = p.a.write_batch(segs, &remotes);
+    model.settle(10_000);
+    assert_eq!(
+        p.cq.poll().unwrap(),
+        1,
+        "a batch of {N} writes completes with one completion"
+    );
+    let (res, back) = block_on(batch);
+    res.unwrap();
+    assert_eq!(back.len(), N);
+    assert_eq!(dst.bytes_ro(0..N * LEN).unwrap().to_vec(), data);
+    assert_eq!(p.cq.in_flight(), 0);
+    Ok(())
+}
+
+/// A batch whose doorbell fails after the provider queued it (`bad_wr`
+/// NULL: every request may be with the NIC) is not handed back at once:
+/// the queue pair is shut down, and the batch resolves once the flush is
+/// reaped, with every segment.
+fn a_batch_whose_doorbell_fails_after_queueing_waits_for_the_flush(
+    dev: &Device,
+) -> Result<(), Skip> {
+    const N: usize = 4;
+    const LEN: usize = 64;
+    let Some(model) = dev.model() else {
+        return Err(Skip(
+            "injects a failing doorbell (the model's Fault::DoorbellFails)".into(),
+        ));
+    };
+    let p = pair::<Rc>(dev, 16);
+    let src =
+        p.pd.register_zeroed::<u8>(N * LEN, Access::local())
+            .unwrap();
+    let dst =
+        p.pd.register_zeroed::<u8>(N * LEN, Access::remote_write())
+            .unwrap();
+    let segs: Vec<_> = (0..N)
+        .map(|k| src.bytes_ro(k * LEN..(k + 1) * LEN).unwrap())
+        .collect();
+    let remotes: Vec<_> = (0..N)
+        .map(|k| {
+            dst.remote()
+                .bytes((k * LEN) as u64..((k + 1) * LEN) as u64)
+                .unwrap()
+        })
+        .collect();
+    model.inject(Fault::DoorbellFails);
+    let (res, back) = block_on(
+        p.a.write_batch(segs, &remotes)
+            .timeout(Duration::from_secs(10)),
+    );
+    assert!(
+        matches!(res, Err(Error::ShutDown(Shutdown::PostFailed(_)))),
+        "{res:?}"
+    );
+    assert_eq!(back.len(), N, "every segment, after the flush");
+    assert_eq!(p.cq.in_flight(), 0);
+    Ok(())
+}
+
 fn bad_batches_are_refused_before_posting(dev: &Device) {
     let p = pair::<Rc>(dev, 8);
     let src = p.pd.register_zeroed::<u8>(4096, Access::local()).unwrap();
@@ -179,6 +380,10 @@ fn main() -> std::process::ExitCode {
         device write_batch_lands_every_write_and_returns_every_segment,
         device send_batch_arrives_in_order,
         device a_dropped_batch_is_released_when_its_completion_arrives,
+        device a_dropped_batchs_riders_stay_posted_until_its_completion,
+        device a_batch_that_gathers_its_slots_takes_no_more_than_it_posts,
+        device a_batch_produces_one_completion,
+        device a_batch_whose_doorbell_fails_after_queueing_waits_for_the_flush,
         device bad_batches_are_refused_before_posting,
         device a_riders_resources_are_released_outside_the_completion_queues_locks,
     ])
