@@ -1066,6 +1066,150 @@ impl World {
     }
 }
 
+/// One op of an input: `code` (its low 6 bits, see [`World::step`]), the
+/// side (0 = a, 1 = b), the flag bit (a zero timeout, or "really" for a
+/// queue pair drop), and its parameters.
+fn op(code: u8, side: u8, flag: bool, off: u16, len: u16, roff: u16, x: u8) -> [u8; OP_LEN] {
+    let mut out = [0; OP_LEN];
+    out[0] = code | (side << 7) | (u8::from(flag) << 6);
+    out[1..3].copy_from_slice(&off.to_be_bytes());
+    // Lengths are `1 + v % 300`.
+    out[3..5].copy_from_slice(&len.saturating_sub(1).to_be_bytes());
+    out[5..7].copy_from_slice(&roff.to_be_bytes());
+    out[7] = x;
+    out
+}
+
+/// The seed corpus: short stories of each kind of op.
+pub fn seeds() -> Vec<(&'static str, Vec<u8>)> {
+    const RECV: u8 = 0;
+    const SEND: u8 = 8;
+    const SEND_IMM: u8 = 12;
+    const WRITE: u8 = 14;
+    const WRITE_IMM: u8 = 18;
+    const READ: u8 = 20;
+    const BATCH_SEND: u8 = 23; // odd: sends
+    const BATCH_WRITE: u8 = 24;
+    const FORGE_READ: u8 = 25;
+    const FORGE_WRITE: u8 = 26;
+    const POLL_ONCE: u8 = 27;
+    const AWAIT: u8 = 33;
+    const DROP: u8 = 36;
+    const FORGET: u8 = 38;
+    const CQ_POLL: u8 = 40;
+    const FAULT: u8 = 43;
+    const DROP_QP: u8 = 45;
+    const SETTLE: u8 = 46;
+    let story = |seed: u64, config: u8, ops: &[[u8; OP_LEN]]| {
+        let mut out = seed.to_be_bytes().to_vec();
+        out.push(config);
+        for o in ops {
+            out.extend_from_slice(o);
+        }
+        out
+    };
+    let await_all = [op(AWAIT, 0, false, 0, 1, 0, 0); 6];
+    vec![
+        (
+            "send-recv",
+            story(
+                1,
+                3,
+                &[
+                    op(RECV, 1, false, 0, 64, 0, 0),
+                    op(RECV, 1, false, 64, 64, 0, 0),
+                    op(SEND, 0, false, 0, 64, 0, 0),
+                    op(SEND_IMM, 0, false, 64, 32, 0, 0),
+                    op(AWAIT, 0, false, 0, 1, 0, 0),
+                    op(AWAIT, 0, false, 0, 1, 0, 0),
+                    op(AWAIT, 0, false, 0, 1, 0, 0),
+                    op(AWAIT, 0, false, 0, 1, 0, 0),
+                ],
+            ),
+        ),
+        (
+            "write-read",
+            story(
+                2,
+                3,
+                &[
+                    op(WRITE, 0, false, 0, 100, 200, 2),
+                    op(READ, 0, false, 0, 100, 200, 2),
+                    op(RECV, 0, false, 200, 8, 0, 0),
+                    op(WRITE_IMM, 1, false, 0, 50, 10, 2),
+                    op(WRITE, 1, false, 100, 20, 1020, 2),
+                    op(WRITE, 1, false, 100, 20, 10, 0),
+                    op(READ, 1, false, 0, 20, 10, 1),
+                    op(POLL_ONCE, 0, false, 0, 1, 0, 0),
+                ]
+                .iter()
+                .chain(&await_all)
+                .copied()
+                .collect::<Vec<_>>(),
+            ),
+        ),
+        (
+            "batches-drop-forget",
+            story(
+                3,
+                1,
+                &[
+                    op(RECV, 1, false, 0, 16, 0, 0),
+                    op(RECV, 1, false, 16, 16, 0, 0),
+                    op(BATCH_SEND, 0, false, 0, 16, 0, 1),
+                    op(BATCH_WRITE, 0, false, 100, 16, 0, 3),
+                    op(DROP, 0, false, 0, 1, 0, 0),
+                    op(SEND, 0, false, 300, 10, 0, 0),
+                    op(FORGET, 0, false, 0, 1, 0, 0),
+                    op(CQ_POLL, 0, false, 0, 1, 0, 0),
+                    op(SETTLE, 0, false, 40, 1, 0, 0),
+                    op(WRITE, 0, true, 500, 10, 0, 2),
+                ],
+            ),
+        ),
+        (
+            "faults",
+            story(
+                4,
+                2,
+                &[
+                    op(FAULT, 0, false, 2 << 8, 1, 0, 0),
+                    op(WRITE, 0, false, 0, 30, 0, 2),
+                    op(FAULT, 0, false, 5 << 8, 1, 0, 0),
+                    op(RECV, 1, false, 0, 30, 0, 0),
+                    op(FAULT, 0, false, 6 << 8, 1, 0, 0),
+                    op(SEND, 1, false, 0, 30, 0, 0),
+                    op(FAULT, 0, false, 3 << 8, 1, 0, 0),
+                    op(WRITE, 1, false, 100, 30, 0, 2),
+                    op(DROP_QP, 1, true, 0, 1, 0, 0),
+                    op(SEND, 0, false, 40, 30, 0, 0),
+                ]
+                .iter()
+                .chain(&await_all)
+                .copied()
+                .collect::<Vec<_>>(),
+            ),
+        ),
+        (
+            "forged",
+            story(
+                5,
+                3,
+                &[
+                    op(FORGE_WRITE, 0, false, 0x0100, 0x0110, 0x0000, 0),
+                    op(FORGE_WRITE, 0, false, 0x0000, 0x1010, 0x0000, 0),
+                    op(FORGE_READ, 1, false, 0x0200, 0x0110, 0x0000, 0),
+                    op(FORGE_READ, 1, false, 0x0301, 0x0110, 0x0000, 0),
+                ]
+                .iter()
+                .chain(&await_all)
+                .copied()
+                .collect::<Vec<_>>(),
+            ),
+        ),
+    ]
+}
+
 trait PhaseOf {
     fn phase_of(&self) -> Phase;
 }
@@ -1083,3 +1227,16 @@ impl PhaseOf for One {
     }
 }
 
+
+#[cfg(test)]
+mod tests {
+    /// Every seed runs through the checks (and so does the empty input).
+    #[test]
+    fn seeds_pass_the_checks() {
+        super::check(&[]);
+        for (name, bytes) in super::seeds() {
+            println!("{name}");
+            super::check(&bytes);
+        }
+    }
+}
