@@ -71,30 +71,38 @@ type Batch = PostBatch<[u8], Rw>;
 /// A future the target holds.
 enum Fut {
     One(One),
-    Batch(Batch),
+    /// Boxed: a batch holds its slot ids inline (1 KiB).
+    Batch(Box<Batch>),
 }
 
 impl Fut {
     fn phase(&self) -> Phase {
-        let text = match self {
-            Fut::One(p) => format!("{p:?}"),
-            Fut::Batch(b) => format!("{b:?}"),
-        };
-        if text.contains("waiting") {
+        match self {
+            Fut::One(p) => Phase::of(format!("{p:?}")),
+            Fut::Batch(b) => Phase::of(format!("{b:?}")),
+        }
+    }
+}
+
+/// What a future's `Debug` says it is doing.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Phase {
+    Waiting,
+    Posted,
+    /// Failed before posting, or done.
+    Other,
+}
+
+impl Phase {
+    fn of(debug: String) -> Phase {
+        if debug.contains("waiting") {
             Phase::Waiting
-        } else if text.contains("posted") {
+        } else if debug.contains("posted") {
             Phase::Posted
         } else {
             Phase::Other
         }
     }
-}
-
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-enum Phase {
-    Waiting,
-    Posted,
-    Other,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -186,6 +194,8 @@ struct World {
     forgotten: Vec<ManuallyDrop<Live>>,
     next_seq: u64,
     next_id: u32,
+    /// `MODEL_OPS_TRACE` is set: print each op (to replay a crash).
+    trace: bool,
 }
 
 /// Runs one input (see the module's documentation).
@@ -255,12 +265,17 @@ impl World {
             forgotten: Vec::new(),
             next_seq: 0,
             next_id: 0,
+            trace: std::env::var_os("MODEL_OPS_TRACE").is_some(),
         }
     }
 
     fn step(&mut self, op: [u8; OP_LEN]) {
-        if std::env::var_os("MODEL_OPS_TRACE").is_some() {
-            eprintln!("op {op:02x?} ({} ops, {} live)", self.ops.len(), self.live.len());
+        if self.trace {
+            eprintln!(
+                "op {op:02x?} ({} ops, {} live)",
+                self.ops.len(),
+                self.live.len()
+            );
         }
         let code = op[0];
         let s = usize::from(code >> 7);
@@ -410,22 +425,23 @@ impl World {
 
     /// The peer's grant, as a descriptor, for `roff..roff + rlen`, checked
     /// against the oracle: `None` when it lies outside.
-    fn remote(
-        &self,
-        s: usize,
-        roff: usize,
-        rlen: usize,
-    ) -> Option<safeverbs::RemoteSegment<[u8]>> {
+    fn remote(&self, s: usize, roff: usize, rlen: usize) -> Option<safeverbs::RemoteSegment<[u8]>> {
         let grant = self.sides[1 - s].grant.remote();
         let got = grant.bytes(roff as u64..(roff + rlen) as u64);
         match got {
             Ok(r) => {
-                assert!(roff + rlen <= REGION, "{roff}+{rlen} accepted outside the grant");
+                assert!(
+                    roff + rlen <= REGION,
+                    "{roff}+{rlen} accepted outside the grant"
+                );
                 assert_eq!(r.len_bytes(), rlen as u64);
                 Some(r)
             }
             Err(Error::RemoteOutOfBounds { .. }) => {
-                assert!(roff + rlen > REGION, "{roff}+{rlen} refused inside the grant");
+                assert!(
+                    roff + rlen > REGION,
+                    "{roff}+{rlen} refused inside the grant"
+                );
                 None
             }
             Err(e) => panic!("an out-of-bounds range gave another error: {e}"),
@@ -437,10 +453,18 @@ impl World {
     /// segment back.
     fn expect_refused(&self, mut post: One, off: usize, len: usize) {
         let before = self.cq.in_flight();
-        assert_eq!(post.phase_of(), Phase::Other, "posted a refused op");
+        assert_eq!(
+            Phase::of(format!("{post:?}")),
+            Phase::Other,
+            "posted a refused op"
+        );
         match Pin::new(&mut post).poll(&mut noop_cx()) {
             Poll::Ready((Err(Error::RemoteOutOfBounds { .. }), seg)) => {
-                assert_eq!((seg.offset(), seg.len()), (off, len), "another segment back");
+                assert_eq!(
+                    (seg.offset(), seg.len()),
+                    (off, len),
+                    "another segment back"
+                );
             }
             Poll::Ready((r, _)) => panic!("a too long op resolved with {r:?}"),
             Poll::Pending => panic!("a too long op is pending"),
@@ -587,7 +611,7 @@ impl World {
             qp.send_batch(segs)
         };
         let ks = kinds.into_iter().map(|k| self.new_op(s, k)).collect();
-        self.hold(Fut::Batch(fut), ks);
+        self.hold(Fut::Batch(Box::new(fut)), ks);
     }
 
     /// A write or read through a descriptor the peer "sent": the genuine
@@ -647,7 +671,11 @@ impl World {
                 return;
             };
             seg.copy_from(&pattern_bytes(id, len)).expect("same length");
-            let post = self.sides[s].qp.as_ref().expect("checked").write(seg, remote);
+            let post = self.sides[s]
+                .qp
+                .as_ref()
+                .expect("checked")
+                .write(seg, remote);
             let kind = Kind::Write {
                 id,
                 off,
@@ -662,8 +690,19 @@ impl World {
                 return;
             };
             seg.fill(0xee);
-            let post = self.sides[s].qp.as_ref().expect("checked").read(seg, remote);
-            let k = self.new_op(s, Kind::Read { off, len, src: inside });
+            let post = self.sides[s]
+                .qp
+                .as_ref()
+                .expect("checked")
+                .read(seg, remote);
+            let k = self.new_op(
+                s,
+                Kind::Read {
+                    off,
+                    len,
+                    src: inside,
+                },
+            );
             self.hold(Fut::One(post), vec![k]);
         }
     }
@@ -705,7 +744,7 @@ impl World {
                 Poll::Ready((r, seg)) => Some((r, vec![seg])),
                 Poll::Pending => None,
             },
-            Fut::Batch(b) => match Pin::new(b).poll(&mut cx) {
+            Fut::Batch(b) => match Pin::new(&mut **b).poll(&mut cx) {
                 Poll::Ready((r, segs)) => Some((r, segs)),
                 Poll::Pending => None,
             },
@@ -760,7 +799,10 @@ impl World {
                 }
                 std::thread::yield_now();
             }
-            assert!(start.elapsed() < BOUND, "a future did not resolve within {BOUND:?}");
+            assert!(
+                start.elapsed() < BOUND,
+                "a future did not resolve within {BOUND:?}"
+            );
         }
     }
 
@@ -771,7 +813,11 @@ impl World {
     }
 
     fn resolved(&mut self, ops: &[usize], r: Result<Completion>, segs: Vec<Segment<[u8], Rw>>) {
-        assert_eq!(segs.len(), ops.len(), "a batch handed back another number of segments");
+        assert_eq!(
+            segs.len(),
+            ops.len(),
+            "a batch handed back another number of segments"
+        );
         let ok = r.is_ok();
         for (&k, seg) in ops.iter().zip(&segs) {
             let (off, len) = match self.ops[k].kind {
@@ -780,7 +826,11 @@ impl World {
                 | Kind::Write { off, len, .. }
                 | Kind::Read { off, len, .. } => (off, len),
             };
-            assert_eq!((seg.offset(), seg.len()), (off, len), "another segment back");
+            assert_eq!(
+                (seg.offset(), seg.len()),
+                (off, len),
+                "another segment back"
+            );
             self.ops[k].resolved = true;
             // Posted by the poll that resolved it: an OK one surely, a
             // batch that failed perhaps (a prefix may have executed). A
@@ -847,14 +897,19 @@ impl World {
                             && got.first() == Some(&pattern(id, 0))
                             && c.imm == imm
                     }
-                    Kind::Write { len, imm: Some(imm), .. } => {
-                        c.opcode == Opcode::RecvWithImm && len == l && c.imm == Some(imm)
-                    }
+                    Kind::Write {
+                        len,
+                        imm: Some(imm),
+                        ..
+                    } => c.opcode == Opcode::RecvWithImm && len == l && c.imm == Some(imm),
                     _ => false,
                 }
         });
         let Some(m) = m else {
-            panic!("a receive got a message nobody sent: {c:?}, {:?}", &got[..l.min(16)])
+            panic!(
+                "a receive got a message nobody sent: {c:?}, {:?}",
+                &got[..l.min(16)]
+            )
         };
         assert!(
             self.ops.iter().all(|o| o.got != Some(m)),
@@ -867,7 +922,10 @@ impl World {
                 .collect(),
             _ => vec![fill; len],
         };
-        assert_eq!(got, expect, "a receive holds other bytes than the message sent");
+        assert_eq!(
+            got, expect,
+            "a receive holds other bytes than the message sent"
+        );
     }
 
     /// The peer's grant after the writes of `side` whose position passes
@@ -904,9 +962,16 @@ impl World {
         let last_ok = q.iter().rposition(|o| o.outcome == Outcome::Ok);
         let first_err = q.iter().position(|o| o.outcome == Outcome::Err);
         if let (Some(ok), Some(err)) = (last_ok, first_err) {
-            assert!(ok < err, "a request completed OK after an earlier one failed: {q:#?}");
+            assert!(
+                ok < err,
+                "a request completed OK after an earlier one failed: {q:#?}"
+            );
         }
-        let actual = self.sides[1 - side].grant.bytes_ro(0..REGION).expect("no writer").to_vec();
+        let actual = self.sides[1 - side]
+            .grant
+            .bytes_ro(0..REGION)
+            .expect("no writer")
+            .to_vec();
         let mut state = vec![0u8; REGION];
         let apply = |state: &mut Vec<u8>, o: &Op| match &o.kind {
             Kind::Write {
@@ -1001,9 +1066,19 @@ impl World {
         let mut quiet = 0;
         while quiet < 3 {
             let ran = self.model.settle(1000);
-            let reaped = self.cq.poll().unwrap_or_else(|e| panic!("CQ poll failed: {e}"));
-            quiet = if ran == 0 && reaped == 0 { quiet + 1 } else { 0 };
-            assert!(start.elapsed() < BOUND, "the CQ did not drain within {BOUND:?}");
+            let reaped = self
+                .cq
+                .poll()
+                .unwrap_or_else(|e| panic!("CQ poll failed: {e}"));
+            quiet = if ran == 0 && reaped == 0 {
+                quiet + 1
+            } else {
+                0
+            };
+            assert!(
+                start.elapsed() < BOUND,
+                "the CQ did not drain within {BOUND:?}"
+            );
         }
     }
 
@@ -1017,13 +1092,25 @@ impl World {
                 .ops
                 .iter()
                 .filter(|o| o.side == peer && o.got.is_some())
-                .map(|o| (o.seq.expect("an OK receive was posted"), o.got.expect("filtered")))
+                .map(|o| {
+                    (
+                        o.seq.expect("an OK receive was posted"),
+                        o.got.expect("filtered"),
+                    )
+                })
                 .collect();
             for &(_, m) in &delivered {
-                assert!(self.ops[m].seq.is_some(), "a message never seen posted arrived");
+                assert!(
+                    self.ops[m].seq.is_some(),
+                    "a message never seen posted arrived"
+                );
             }
             for &(_, m) in &delivered {
-                assert_ne!(self.ops[m].outcome, Outcome::Err, "a failed send was delivered");
+                assert_ne!(
+                    self.ops[m].outcome,
+                    Outcome::Err,
+                    "a failed send was delivered"
+                );
             }
             let mut by_recv = delivered.clone();
             by_recv.sort();
@@ -1042,10 +1129,7 @@ impl World {
                 .filter(|(_, o)| {
                     o.side == side
                         && o.outcome == Outcome::Ok
-                        && matches!(
-                            o.kind,
-                            Kind::Send { .. } | Kind::Write { imm: Some(_), .. }
-                        )
+                        && matches!(o.kind, Kind::Send { .. } | Kind::Write { imm: Some(_), .. })
                 })
                 .filter(|(k, _)| !delivered.iter().any(|d| d.1 == *k))
                 .count();
@@ -1209,24 +1293,6 @@ pub fn seeds() -> Vec<(&'static str, Vec<u8>)> {
         ),
     ]
 }
-
-trait PhaseOf {
-    fn phase_of(&self) -> Phase;
-}
-
-impl PhaseOf for One {
-    fn phase_of(&self) -> Phase {
-        let text = format!("{self:?}");
-        if text.contains("waiting") {
-            Phase::Waiting
-        } else if text.contains("posted") {
-            Phase::Posted
-        } else {
-            Phase::Other
-        }
-    }
-}
-
 
 #[cfg(test)]
 mod tests {
