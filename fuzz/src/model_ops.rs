@@ -739,6 +739,7 @@ impl World {
     fn poll_live(&mut self, k: usize) -> bool {
         let mut cx = noop_cx();
         let l = &mut self.live[k];
+        let was_waiting = l.fut.phase() == Phase::Waiting;
         let ready = match &mut l.fut {
             Fut::One(p) => match Pin::new(p).poll(&mut cx) {
                 Poll::Ready((r, seg)) => Some((r, vec![seg])),
@@ -760,7 +761,7 @@ impl World {
             }
             Some((r, segs)) => {
                 let l = self.live.swap_remove(k);
-                self.resolved(&l.ops, r, segs);
+                self.resolved(&l.ops, r, segs, was_waiting);
                 true
             }
         }
@@ -812,13 +813,30 @@ impl World {
         self.check_grant(1);
     }
 
-    fn resolved(&mut self, ops: &[usize], r: Result<Completion>, segs: Vec<Segment<[u8], Rw>>) {
+    /// Records how the future of `ops` resolved and checks what it handed
+    /// back; `was_waiting`: it had not posted before this poll.
+    fn resolved(
+        &mut self,
+        ops: &[usize],
+        r: Result<Completion>,
+        segs: Vec<Segment<[u8], Rw>>,
+        was_waiting: bool,
+    ) {
         assert_eq!(
             segs.len(),
             ops.len(),
             "a batch handed back another number of segments"
         );
-        let ok = r.is_ok();
+        // Posted by the poll that resolved it: an OK one surely; a batch
+        // that was waiting and failed otherwise than by its deadline or the
+        // provider's refusal of the whole chain, perhaps (a prefix may have
+        // executed). A single request that failed did not execute: it
+        // needs no position.
+        let posted_now = match &r {
+            Ok(_) => true,
+            Err(Error::Timeout(..) | Error::Verb { .. }) => false,
+            Err(_) => was_waiting && ops.len() > 1,
+        };
         for (&k, seg) in ops.iter().zip(&segs) {
             let (off, len) = match self.ops[k].kind {
                 Kind::Recv { off, len, .. }
@@ -832,10 +850,7 @@ impl World {
                 "another segment back"
             );
             self.ops[k].resolved = true;
-            // Posted by the poll that resolved it: an OK one surely, a
-            // batch that failed perhaps (a prefix may have executed). A
-            // single request that failed did not execute: no position.
-            if (ok || ops.len() > 1) && self.ops[k].seq.is_none() {
+            if posted_now && self.ops[k].seq.is_none() {
                 self.ops[k].seq = Some(self.next_seq);
                 self.next_seq += 1;
             }
