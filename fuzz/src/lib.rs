@@ -10,6 +10,7 @@
 pub mod alloc;
 pub mod endpoint;
 pub mod handshake;
+pub mod model_ops;
 pub mod remote_region;
 pub mod seeds;
 

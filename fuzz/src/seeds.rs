@@ -167,5 +167,8 @@ pub fn all() -> Vec<(&'static str, String, Vec<u8>)> {
         "truncated",
         [&[0x00u8][..], &server[..60]].concat(),
     );
+    for (name, bytes) in crate::model_ops::seeds() {
+        add("model_ops", name, bytes);
+    }
     seeds
 }
