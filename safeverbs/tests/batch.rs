@@ -10,7 +10,9 @@ use std::time::{Duration, Instant};
 use common::{pair, pattern, reap_until, trials, Skip, Test};
 use futures::executor::block_on;
 use safeverbs::model::Fault;
-use safeverbs::{Access, Device, Error, Rc, Shutdown, Uc, MAX_BATCH};
+use safeverbs::{
+    Access, Device, Error, MemoryRegion, Rc, RemoteSegment, Ro, Segment, Shutdown, Uc, MAX_BATCH,
+};
 
 fn write_batch_lands_every_write_and_returns_every_segment(dev: &Device) {
     let p = pair::<Uc>(dev, 64);
@@ -107,6 +109,47 @@ fn a_dropped_batch_is_released_when_its_completion_arrives(dev: &Device) {
     assert_eq!(src.live_segments(), 0, "every rider's segment came back");
 }
 
+/// `n` stripes of `len` bytes: a source region holding a pattern, read-only
+/// segments over each stripe, and a zeroed remote-writable target with a
+/// remote segment per stripe.
+struct Striped {
+    data: Vec<u8>,
+    src: MemoryRegion<[u8]>,
+    dst: MemoryRegion<[u8]>,
+    segs: Vec<Segment<[u8], Ro>>,
+    remotes: Vec<RemoteSegment<[u8]>>,
+}
+
+fn striped<T: safeverbs::Transport>(
+    p: &common::Pair<T>,
+    n: usize,
+    len: usize,
+    seed: u64,
+) -> Striped {
+    let data = pattern(n * len, seed);
+    let src = p.pd.register_slice(&data, Access::local()).unwrap();
+    let dst =
+        p.pd.register_zeroed::<u8>(n * len, Access::remote_write())
+            .unwrap();
+    let segs = (0..n)
+        .map(|k| src.bytes_ro(k * len..(k + 1) * len).unwrap())
+        .collect();
+    let remotes = (0..n)
+        .map(|k| {
+            dst.remote()
+                .bytes((k * len) as u64..((k + 1) * len) as u64)
+                .unwrap()
+        })
+        .collect();
+    Striped {
+        data,
+        src,
+        dst,
+        segs,
+        remotes,
+    }
+}
+
 /// A dropped batch frees none of its riders' memory before the signaled
 /// request's completion is reaped: until then each rider's bytes cannot be
 /// carved read-write, and the receiver gets the bytes that were posted.
@@ -116,21 +159,13 @@ fn a_dropped_batchs_riders_stay_posted_until_its_completion(dev: &Device) {
     const N: usize = 8;
     const SIZE: usize = 256;
     let p = pair::<Rc>(dev, 16);
-    let data = pattern(N * SIZE, 11);
-    let src = p.pd.register_slice(&data, Access::local()).unwrap();
-    let dst =
-        p.pd.register_zeroed::<u8>(N * SIZE, Access::remote_write())
-            .unwrap();
-    let segs: Vec<_> = (0..N)
-        .map(|k| src.bytes_ro(k * SIZE..(k + 1) * SIZE).unwrap())
-        .collect();
-    let remotes: Vec<_> = (0..N)
-        .map(|k| {
-            dst.remote()
-                .bytes((k * SIZE) as u64..((k + 1) * SIZE) as u64)
-                .unwrap()
-        })
-        .collect();
+    let Striped {
+        data,
+        src,
+        dst,
+        segs,
+        remotes,
+    } = striped(&p, N, SIZE, 11);
     drop(p.a.write_batch(segs, &remotes));
     // Nothing was reaped yet: every request, riders included, still owns
     // its bytes. A carve that is granted anyway scribbles over them, as a
@@ -228,21 +263,13 @@ fn a_batch_produces_one_completion(dev: &Device) -> Result<(), Skip> {
         ));
     };
     let p = pair::<Rc>(dev, 64);
-    let data = pattern(N * LEN, 5);
-    let src = p.pd.register_slice(&data, Access::local()).unwrap();
-    let dst =
-        p.pd.register_zeroed::<u8>(N * LEN, Access::remote_write())
-            .unwrap();
-    let segs: Vec<_> = (0..N)
-        .map(|k| src.bytes_ro(k * LEN..(k + 1) * LEN).unwrap())
-        .collect();
-    let remotes: Vec<_> = (0..N)
-        .map(|k| {
-            dst.remote()
-                .bytes((k * LEN) as u64..((k + 1) * LEN) as u64)
-                .unwrap()
-        })
-        .collect();
+    let Striped {
+        data,
+        src: _,
+        dst,
+        segs,
+        remotes,
+    } = striped(&p, N, LEN, 5);
     let batch = p.a.write_batch(segs, &remotes);
     model.settle(10_000);
     assert_eq!(
