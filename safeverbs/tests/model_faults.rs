@@ -263,9 +263,24 @@ fn the_same_seed_replays_the_same_schedule() {
     );
 }
 
+/// Every device of a fabric has its own GID, however many objects were
+/// made before it (its address is its object number).
+fn model_devices_never_share_a_gid() {
+    let model = Model::new(3);
+    let first = model.device().unwrap();
+    // Numbers 2..=0x1_0000 go to PDs: the second device is 0x1_0001,
+    // which a 16-bit address would have confused with the first (1).
+    for _ in 0..0xffff {
+        drop(first.alloc_pd().unwrap());
+    }
+    let second = model.device().unwrap();
+    assert_ne!(first.port().gid, second.port().gid, "{first} and {second}");
+}
+
 fn main() -> std::process::ExitCode {
     common::run(trials![
         host the_same_seed_replays_the_same_schedule,
+        host model_devices_never_share_a_gid,
         device a_post_whose_doorbell_fails_keeps_its_buffer_until_the_flush,
         device a_batch_refused_midway_returns_every_segment_in_order,
         device a_queue_pair_forced_to_error_flushes_every_request,

@@ -161,17 +161,24 @@ impl Model {
     }
 
     /// Opens a new model device on this fabric: its own context, port and
-    /// GID (`::ffff:10.0.x.y`), reachable from every other device of the
+    /// GID (`::ffff:10.x.y.z`), reachable from every other device of the
     /// fabric.
     pub fn device(&self) -> Result<Device> {
         let (ctx, index) = abi::open_device(&self.fabric);
+        // `::ffff:10.x.y.z`, x.y.z the device's number: unique on the
+        // fabric while numbers fit in 24 bits (a GID shared by two devices
+        // would misroute the wire).
         let mut gid = [0u8; 16];
         gid[10] = 0xff;
         gid[11] = 0xff;
-        gid[12] = 10;
-        gid[13] = 0;
-        gid[14..].copy_from_slice(&(index as u16).to_be_bytes());
-        if let Err(e) = self.fabric.lock().set_gid(index, gid) {
+        gid[12..].copy_from_slice(&(0x0a00_0000 | index).to_be_bytes());
+        let set = match index {
+            0..=0x00ff_ffff => self.fabric.lock().set_gid(index, gid),
+            _ => Err(Error::NoDevice(
+                "the model fabric has no device address left (2^24 objects made)".into(),
+            )),
+        };
+        if let Err(e) = set {
             // SAFETY: `ctx` was just opened and nothing was made from it.
             unsafe { abi::close_device(ctx) };
             return Err(e);
