@@ -22,7 +22,9 @@
 //! log says which results needed the device; `--exact NAME`, name filters,
 //! `--skip`, `--list`, `--ignored` and `--test-threads` work as with
 //! libtest, and `--nocapture` is accepted (this harness never captures a
-//! test's output).
+//! test's output). Tests run one at a time unless `--test-threads` says
+//! otherwise, and a panic's report is written whole, so that every
+//! outcome starts a line of its own for scripts/test-summary to read.
 #![allow(dead_code, unreachable_pub)]
 
 use std::process::ExitCode;
@@ -177,9 +179,36 @@ fn on_device<D: TestDevice>(body: DeviceBody<D>) -> impl FnOnce() -> Result<Comp
     }
 }
 
+/// Makes every panic's report one write to stderr. The default hook
+/// writes a report in many small pieces; when a thread other than the
+/// harness's panics (a waker, the tokio driver: several tests panic on
+/// purpose), those pieces landed inside the harness's `test NAME ... ok`
+/// line, and the log no longer said how the test ended. Whole reports
+/// leave that line's end, the outcome, at the start of a line of its own.
+fn report_panics_whole() {
+    use std::backtrace::{Backtrace, BacktraceStatus};
+    use std::io::Write;
+    std::panic::set_hook(Box::new(|info| {
+        let thread = std::thread::current();
+        let mut report = format!("thread '{}' {info}\n", thread.name().unwrap_or("<unnamed>"));
+        let trace = Backtrace::capture();
+        if trace.status() == BacktraceStatus::Captured {
+            report.push_str(&format!("stack backtrace:\n{trace}\n"));
+        }
+        // Nothing is left to tell if stderr itself is gone.
+        let _ = std::io::stderr().lock().write_all(report.as_bytes());
+    }));
+}
+
 /// Runs `tests` as the harness arguments say; the binary's exit code.
 pub fn run<D: TestDevice>(tests: Vec<Test<D>>) -> ExitCode {
-    let args = Arguments::from_args();
+    report_panics_whole();
+    let mut args = Arguments::from_args();
+    // One test at a time unless asked otherwise: run in parallel, one
+    // test's own output (its `println!`s, from its threads) went into
+    // another's `test NAME ... ok` line, between the `ok` and its newline,
+    // and scripts/test-summary could not read how that test ended.
+    args.test_threads.get_or_insert(1);
     // The probe's device is closed at once: each test opens its own.
     let device = D::open().map(|dev| (dev.describe(), dev.is_real()));
     let real = matches!(device, Ok((_, true)));
