@@ -330,6 +330,48 @@ fn a_batch_whose_doorbell_fails_after_queueing_waits_for_the_flush(
     Ok(())
 }
 
+/// A posted batch that never completes (its peer posts no receive, and
+/// `rnr_retry(7)` retries for ever) ends at its deadline: the queue pair is
+/// shut down, and every segment comes back.
+fn a_posted_batchs_deadline_shuts_its_queue_pair_down(dev: &Device) {
+    const N: usize = 4;
+    let pd = dev.alloc_pd().unwrap();
+    let cq = dev.create_cq(32).unwrap();
+    let build = |rnr_retry| {
+        let qp = pd.queue_pair::<Rc>().send_cq(&cq).recv_cq(&cq);
+        qp.max_send_wr(8)
+            .max_recv_wr(8)
+            .rnr_retry(rnr_retry)
+            .build()
+            .unwrap()
+    };
+    let (a, b) = (build(7), build(6));
+    let (ea, eb) = (a.endpoint(), b.endpoint());
+    let (a, _b) = (a.connect(&eb).unwrap(), b.connect(&ea).unwrap());
+    let src = pd.register([7u8; N * 8], Access::local()).unwrap();
+    let segs: Vec<_> = (0..N)
+        .map(|k| src.bytes_ro(k * 8..(k + 1) * 8).unwrap())
+        .collect();
+    let started = Instant::now();
+    let batch = a.send_batch(segs).timeout(Duration::from_millis(200));
+    // The test's own bound: a thread that gives up on the batch.
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(block_on(batch));
+    });
+    let (res, back) = rx
+        .recv_timeout(Duration::from_secs(10))
+        .unwrap_or_else(|_| panic!("the deadline never ended the posted batch"));
+    println!("after {:?}: {res:?}", started.elapsed());
+    assert!(started.elapsed() >= Duration::from_millis(200));
+    assert!(
+        matches!(res, Err(Error::ShutDown(Shutdown::DeadlineExpired))),
+        "{res:?}"
+    );
+    assert_eq!(back.len(), N, "every segment back");
+    assert_eq!(cq.in_flight(), 0);
+}
+
 fn bad_batches_are_refused_before_posting(dev: &Device) {
     let p = pair::<Rc>(dev, 8);
     let src = p.pd.register_zeroed::<u8>(4096, Access::local()).unwrap();
@@ -411,6 +453,7 @@ fn main() -> std::process::ExitCode {
         device a_batch_that_gathers_its_slots_takes_no_more_than_it_posts,
         device a_batch_produces_one_completion,
         device a_batch_whose_doorbell_fails_after_queueing_waits_for_the_flush,
+        device a_posted_batchs_deadline_shuts_its_queue_pair_down,
         device bad_batches_are_refused_before_posting,
         device a_riders_resources_are_released_outside_the_completion_queues_locks,
     ])
