@@ -137,7 +137,10 @@ impl Opcode {
 pub struct Completion {
     /// What finished.
     pub opcode: Opcode,
-    /// Bytes received (receives) or transferred.
+    /// Bytes received (receives) or transferred. A receive consumed by the
+    /// peer's RDMA WRITE with immediate data ([`Opcode::RecvWithImm`])
+    /// counts the bytes that write transferred into its own target, not
+    /// into this receive's segment (`ibv_poll_cq(3)`).
     pub byte_len: u32,
     /// Immediate data, when the peer sent some (host byte order).
     pub imm: Option<u32>,
