@@ -390,6 +390,37 @@ mod tests {
         assert_eq!(second.0.load(Ordering::SeqCst), 1);
     }
 
+    /// A future re-polled with the waker the table already holds (the
+    /// common case: one task spinning on its request) costs no waker
+    /// clone, so no reference-count traffic.
+    #[test]
+    fn repolling_with_the_same_waker_does_not_clone_it() {
+        use std::task::{RawWaker, RawWakerVTable};
+        // A waker whose data is a clone counter; waking and dropping do
+        // nothing.
+        fn clone(data: *const ()) -> RawWaker {
+            // SAFETY: `data` is the `AtomicUsize` the test made this waker
+            // from, which outlives every clone (see below).
+            unsafe { &*data.cast::<AtomicUsize>() }.fetch_add(1, Ordering::SeqCst);
+            RawWaker::new(data, &VTABLE)
+        }
+        fn noop(_: *const ()) {}
+        static VTABLE: RawWakerVTable = RawWakerVTable::new(clone, noop, noop, noop);
+        let clones = AtomicUsize::new(0);
+        let raw = RawWaker::new(std::ptr::from_ref(&clones).cast(), &VTABLE);
+        // SAFETY: the vtable's functions keep `RawWaker`'s contract (clone
+        // returns a waker of the same data and vtable; the others do
+        // nothing), and `clones` outlives the waker and the table that
+        // stores its clone (both are declared after it, so dropped first).
+        let w = unsafe { Waker::from_raw(raw) };
+        let mut t = SlotTable::<u8, u8>::with_capacity(1);
+        let id = t.acquire(0);
+        for _ in 0..3 {
+            assert!(t.poll(id, &w).is_pending());
+        }
+        assert_eq!(clones.load(Ordering::SeqCst), 1, "stored once, then kept");
+    }
+
     #[test]
     fn many_requests_reuse_slots_without_growing() {
         let mut t = SlotTable::<usize, usize>::with_capacity(8);
