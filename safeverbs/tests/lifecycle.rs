@@ -6,7 +6,7 @@ mod common;
 use std::future::Future;
 use std::time::{Duration, Instant};
 
-use common::{pair, pattern, reap_until, trials, Test};
+use common::{pair, pattern, reap_until, trials, Skip, Test};
 use futures::executor::block_on;
 use safeverbs::{Access, Device, Error, Rc, Uc};
 
@@ -292,6 +292,38 @@ fn a_cq_too_small_for_its_queues_is_refused(dev: &Device) {
     assert!(ok.is_ok());
 }
 
+/// A completion queue may have exactly as many entries as the device
+/// allows, and not one more (nor none).
+fn a_cq_of_the_devices_limit_is_allowed_and_one_more_refused(dev: &Device) {
+    let max = dev.limits().max_cqe as usize;
+    let cq = dev.create_cq(max).unwrap();
+    assert!(cq.capacity() >= max);
+    drop(cq);
+    for entries in [0, max + 1] {
+        let err = dev.create_cq(entries).unwrap_err();
+        assert!(matches!(err, Error::BadSelection(_)), "{entries}: {err}");
+    }
+}
+
+/// Dropping an idle completion queue destroys it at once: a device can
+/// make and drop more of them than it can hold at one time.
+fn dropped_cqs_free_their_place_on_the_device(dev: &Device) -> Result<(), Skip> {
+    let max = dev.limits().max_cq;
+    if cfg!(miri) || max > 65_536 {
+        return Err(Skip(format!(
+            "{} completion queues are too many here",
+            max + 1
+        )));
+    }
+    for k in 0..=max {
+        let cq = dev
+            .create_cq(4)
+            .unwrap_or_else(|e| panic!("completion queue {k} of {max} dropped before: {e}"));
+        drop(cq);
+    }
+    Ok(())
+}
+
 fn a_wrong_transport_or_fingerprint_is_refused_at_connect(dev: &Device) {
     let pd = dev.alloc_pd().unwrap();
     let cq = dev.create_cq(512).unwrap();
@@ -503,6 +535,8 @@ fn main() -> std::process::ExitCode {
         device into_error_flushes_outstanding_receives,
         device a_full_send_queue_makes_the_next_post_wait,
         device a_cq_too_small_for_its_queues_is_refused,
+        device a_cq_of_the_devices_limit_is_allowed_and_one_more_refused,
+        device dropped_cqs_free_their_place_on_the_device,
         device a_wrong_transport_or_fingerprint_is_refused_at_connect,
         device a_queue_pair_refuses_objects_of_another_device_context,
         device dropping_a_queue_pair_never_waits_for_its_flushes,
