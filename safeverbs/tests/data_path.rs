@@ -6,8 +6,7 @@ mod common;
 
 use std::sync::Arc;
 
-use common::{pair, pattern, trials, Test};
-use futures::executor::block_on;
+use common::{block_on, pair, pattern, trials, Test};
 use safeverbs::{Access, Device, Error, Opcode, Rc, Transport, Uc};
 
 const ALL_SIZES: [usize; 6] = [1, 64, 4096, 65_536, 262_144, 1 << 20];

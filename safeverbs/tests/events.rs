@@ -18,8 +18,7 @@ use std::sync::{mpsc, Arc};
 use std::task::{Context, Poll, Wake, Waker};
 use std::time::{Duration, Instant};
 
-use common::{pattern, trials, Test};
-use futures::executor::block_on;
+use common::{block_on, pattern, trials, Test};
 use safeverbs::{
     Access, Completion, CompletionQueue, CqMode, Device, Error, MemoryRegion, QueuePair, Rc,
     Result, Rts, Rw, Segment,

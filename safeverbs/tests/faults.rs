@@ -13,8 +13,7 @@ use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{env_or, pattern, rss_kib, trials, Skip, Test};
-use futures::executor::block_on;
+use common::{block_on, env_or, pattern, rss_kib, trials, Skip, Test};
 use safeverbs::{
     exchange, tcp_connect, Access, CompletionQueue, Device, Error, ProtectionDomain, QueuePair, Rc,
     RemoteRegion, Rts, WcStatus,

@@ -6,8 +6,7 @@ mod common;
 use std::future::Future;
 use std::time::{Duration, Instant};
 
-use common::{pair, pattern, reap_until, trials, Skip, Test};
-use futures::executor::block_on;
+use common::{block_on, pair, pattern, reap_until, trials, Skip, Test};
 use safeverbs::{Access, Device, Error, Rc, Uc};
 
 fn overlapping_read_write_segments_are_refused(dev: &Device) {

@@ -9,8 +9,7 @@ mod common;
 use std::future::Future;
 use std::time::Duration;
 
-use common::{pair, pattern, trials, Skip, Test};
-use futures::executor::block_on;
+use common::{block_on_within, pair, pattern, trials, Skip, Test};
 use safeverbs::model::{Fault, Model};
 use safeverbs::{Access, Device, Error, Rc, Shutdown, WcStatus};
 
@@ -19,18 +18,10 @@ fn model(dev: &Device) -> Result<&Model, Skip> {
         .ok_or_else(|| Skip("needs the model device's fault injection".into()))
 }
 
-/// Runs `f` on a thread of its own and waits at most 10 s for it: a test
-/// of something that might never resolve must not hang the suite.
-fn within_10s<F: Future + Send + 'static>(f: F) -> F::Output
-where
-    F::Output: Send,
-{
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = tx.send(block_on(f));
-    });
-    rx.recv_timeout(Duration::from_secs(10))
-        .expect("never resolved within 10 s")
+/// Waits at most 10 s: a test of something that might never resolve
+/// must not hang the suite.
+fn within_10s<F: Future>(f: F) -> F::Output {
+    block_on_within(Duration::from_secs(10), f)
 }
 
 /// Issue 10, item 4. A post whose doorbell fails after the request was

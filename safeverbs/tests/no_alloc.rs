@@ -13,8 +13,7 @@ use std::cell::Cell;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
-use common::{pair, trials, Skip, Test};
-use futures::executor::block_on;
+use common::{block_on, pair, trials, Skip, Test};
 use safeverbs::__bench::{IntervalMap, Sharing};
 use safeverbs::{Access, Device, Rc};
 

@@ -6,13 +6,12 @@
 
 mod common;
 
-use common::{trials, Test};
+use common::{block_on, trials, Test};
 
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use futures::executor::block_on;
 use safeverbs::{Access, Device, Error, Rc, RdmaPod};
 
 /// Aligned above a page (two pages), as a user may declare a type to get

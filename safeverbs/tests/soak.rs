@@ -15,8 +15,7 @@ mod common;
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
-use common::{env_or, pair, reap_until, rss_kib, trials, Test};
-use futures::executor::block_on;
+use common::{block_on, env_or, pair, reap_until, rss_kib, trials, Test};
 use safeverbs::{Access, Device, MemoryRegion, Rc};
 
 const MAX: usize = 4096;

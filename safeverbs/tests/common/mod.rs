@@ -174,3 +174,46 @@ pub fn reap_until(cq: &CompletionQueue, left: usize) {
         cq.poll().expect("poll the completion queue");
     }
 }
+
+/// How long [`block_on`] waits for one future.
+pub const WAIT_BOUND: std::time::Duration = std::time::Duration::from_secs(120);
+
+/// Runs `f` to completion on this thread, as `futures::executor::block_on`
+/// does, but for at most [`WAIT_BOUND`]: a request that never completes
+/// fails its test, saying so, instead of hanging the suite.
+pub fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    block_on_within(WAIT_BOUND, f)
+}
+
+/// [`block_on`] with a bound of the caller's choosing. Allocates nothing
+/// after a thread's first call (the `no_alloc` tests count on that).
+pub fn block_on_within<F: std::future::Future>(bound: std::time::Duration, f: F) -> F::Output {
+    use std::sync::Arc;
+    use std::task::{Context, Poll, Wake, Waker};
+    use std::time::Instant;
+    struct Unpark(std::thread::Thread);
+    impl Wake for Unpark {
+        fn wake(self: Arc<Self>) {
+            self.0.unpark();
+        }
+        fn wake_by_ref(self: &Arc<Self>) {
+            self.0.unpark();
+        }
+    }
+    thread_local! {
+        static WAKER: Waker = Waker::from(Arc::new(Unpark(std::thread::current())));
+    }
+    let deadline = Instant::now() + bound;
+    let mut f = std::pin::pin!(f);
+    WAKER.with(|waker| {
+        let mut cx = Context::from_waker(waker);
+        loop {
+            if let Poll::Ready(out) = f.as_mut().poll(&mut cx) {
+                return out;
+            }
+            let now = Instant::now();
+            assert!(now < deadline, "a wait exceeded its bound of {bound:?}");
+            std::thread::park_timeout(deadline - now);
+        }
+    })
+}
