@@ -208,6 +208,39 @@ fn a_completion_queue_overrun_fails_its_waiters(dev: &Device) -> Result<(), Skip
     Ok(())
 }
 
+/// A device that reports a completion twice: the request completes once,
+/// the second report is counted as stale and delivered to nobody, and the
+/// slot it named serves the next request as usual.
+fn a_completion_reported_twice_is_delivered_once(dev: &Device) -> Result<(), Skip> {
+    let m = model(dev)?;
+    let p = pair::<Rc>(dev, 8);
+    let src =
+        p.pd.register_slice(&pattern(64, 1), Access::local())
+            .unwrap();
+    let dst = p.pd.register_zeroed::<u8>(64, Access::local()).unwrap();
+    assert_eq!(p.cq.stale_completions(), 0);
+    m.inject(Fault::DuplicateCompletion);
+    for round in 1..=2 {
+        let recv = p.b.recv(dst.slice_rw(0..64).unwrap());
+        let mut from = src.slice_rw(0..64).unwrap();
+        from.copy_from(&pattern(64, round)).unwrap();
+        let send = p.a.send(from);
+        let ((s, _), (r, seg)) = within_10s(async move { (send.await, recv.await) });
+        s.unwrap();
+        r.unwrap();
+        assert_eq!(seg.to_vec(), pattern(64, round), "round {round}");
+        // Round 2 takes the slots round 1 freed: only its own completions
+        // end it, and the count stays.
+        assert_eq!(
+            p.cq.stale_completions(),
+            1,
+            "round {round}: the second report"
+        );
+        assert_eq!(p.cq.in_flight(), 0);
+    }
+    Ok(())
+}
+
 /// The schedule of one run: how many completions each poll of the CQ
 /// found while 32 sends on each of two queue pairs ran.
 fn schedule(seed: u64) -> Vec<usize> {
@@ -282,6 +315,7 @@ fn main() -> std::process::ExitCode {
         device a_batch_refused_midway_returns_every_segment_in_order,
         device a_queue_pair_forced_to_error_flushes_every_request,
         device injected_statuses_reach_the_future,
+        device a_completion_reported_twice_is_delivered_once,
         known_bug("issue 11: a broken (overrun) completion queue leaves its waiters waiting for ever; their buffers cannot be handed back before the device is known to be done with them")
             a_completion_queue_overrun_fails_its_waiters,
     ])

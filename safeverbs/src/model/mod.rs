@@ -21,7 +21,7 @@
 //!   send queue runs and completes in order.
 //! - **It injects faults on demand** ([`Fault`]): a failing request status,
 //!   a queue pair forced to ERR, a doorbell that fails after queueing, a
-//!   completion queue overrun.
+//!   completion queue overrun, a completion reported twice.
 //!
 //! Steps run inside `ibv_poll_cq` (of any queue of the model) and, while a
 //! completion channel exists, on a background thread every millisecond, so
@@ -116,6 +116,10 @@ pub enum Fault {
     /// broken (every later poll fails with `EIO`) and its queue pairs move
     /// to ERR.
     CqOverrun,
+    /// The next completion is queued twice, as a faulty device or driver
+    /// might report it: the second names a request that the first already
+    /// completed.
+    DuplicateCompletion,
 }
 
 /// The limits every model device reports and enforces.
