@@ -290,6 +290,60 @@ mod tokio_mode {
         println!("CqMode::Tokio on a runtime without timers: 5 x {WIDTH} receives woken");
     }
 
+    /// More completions than one poll of the queue takes (32) arrive
+    /// before the driver runs. No event comes for those a poll leaves, so
+    /// the driver must reap them all when it handles the one event. On a
+    /// current-thread runtime the driver task cannot run until the test's
+    /// task yields, so all of them are there first.
+    pub(super) fn one_event_reaps_a_burst_larger_than_one_poll(dev: &Device) {
+        const N: usize = 100;
+        let rt = Builder::new_current_thread().enable_all().build().unwrap();
+        let _in = rt.enter();
+        let pd = dev.alloc_pd().unwrap();
+        let send_cq = dev.create_cq(2 * N + 2).unwrap();
+        let cq = dev.create_cq_with(N, CqMode::Tokio).unwrap();
+        let qp = |send: u32, recv: u32, recv_cq: &CompletionQueue| {
+            let qp = pd.queue_pair::<Rc>().send_cq(&send_cq).recv_cq(recv_cq);
+            qp.max_send_wr(send).max_recv_wr(recv).build().unwrap()
+        };
+        let (a, b) = (qp(N as u32, 1, &send_cq), qp(1, N as u32, &cq));
+        let (ea, eb) = (a.endpoint(), b.endpoint());
+        let (a, b) = (a.connect(&eb).unwrap(), b.connect(&ea).unwrap());
+        let src = pd
+            .register_slice(&pattern(N * 8, 7), Access::local())
+            .unwrap();
+        let dst = pd.register_zeroed::<u8>(N * 8, Access::local()).unwrap();
+        let got = rt.block_on(async {
+            let recvs: Vec<_> = (0..N)
+                .map(|k| b.recv(dst.slice_rw(k * 8..(k + 1) * 8).unwrap()))
+                .collect();
+            // Each receive stores its waker (and reaps nothing: nothing is
+            // sent yet). From then on only a wake polls it again: `join_all`
+            // of this many polls only the futures woken.
+            let mut recvs = std::pin::pin!(futures::future::join_all(recvs));
+            assert!(futures::poll!(&mut recvs).is_pending());
+            let sends: Vec<_> = (0..N)
+                .map(|k| a.send(src.slice_ro(k * 8..(k + 1) * 8).unwrap()))
+                .collect();
+            // Awaited without yielding to the runtime: its driver task
+            // waits meanwhile.
+            for (res, _) in block_on(futures::future::join_all(sends)) {
+                res.unwrap();
+            }
+            // A real device may complete a receive a moment after the
+            // sender's acknowledgement.
+            std::thread::sleep(Duration::from_millis(50));
+            tokio::time::timeout(WAIT, recvs).await
+        });
+        let got = got.unwrap_or_else(|_| panic!("not every receive of the burst of {N} was woken"));
+        let want = pattern(N * 8, 7);
+        for (k, (res, seg)) in got.into_iter().enumerate() {
+            res.unwrap();
+            assert_eq!(seg.to_vec(), want[k * 8..(k + 1) * 8], "message {k}");
+        }
+        println!("a burst of {N} completions, reaped on one event");
+    }
+
     pub(super) fn tokio_mode_outside_a_runtime_is_a_named_error(dev: &Device) {
         let err = dev.create_cq_with(16, CqMode::Tokio).unwrap_err();
         assert!(matches!(err, Error::NoTokioRuntime), "{err}");
@@ -359,6 +413,7 @@ fn main() -> std::process::ExitCode {
     tests.extend(trials![
         device tokio_mode::tokio_driver_wakes_tasks,
         device tokio_mode::the_tokio_driver_needs_no_timer,
+        device tokio_mode::one_event_reaps_a_burst_larger_than_one_poll,
         device tokio_mode::tokio_mode_outside_a_runtime_is_a_named_error,
         device tokio_mode::tokio_mode_on_a_runtime_without_io_is_a_named_error,
         device tokio_mode::a_stopped_tokio_driver_hands_its_waiters_to_busy_polling,
