@@ -347,7 +347,8 @@ fn a_posted_batchs_deadline_shuts_its_queue_pair_down(dev: &Device) {
     let (a, b) = (build(7), build(6));
     let (ea, eb) = (a.endpoint(), b.endpoint());
     let (a, _b) = (a.connect(&eb).unwrap(), b.connect(&ea).unwrap());
-    let src = pd.register([7u8; N * 8], Access::local()).unwrap();
+    let data = pattern(N * 8, 3);
+    let src = pd.register_slice(&data, Access::local()).unwrap();
     let segs: Vec<_> = (0..N)
         .map(|k| src.bytes_ro(k * 8..(k + 1) * 8).unwrap())
         .collect();
@@ -362,6 +363,13 @@ fn a_posted_batchs_deadline_shuts_its_queue_pair_down(dev: &Device) {
         "{res:?}"
     );
     assert_eq!(back.len(), N, "every segment back");
+    for (k, seg) in back.iter().enumerate() {
+        assert_eq!(
+            seg.to_vec(),
+            data[k * 8..(k + 1) * 8],
+            "segment {k}, in order"
+        );
+    }
     assert_eq!(cq.in_flight(), 0);
 }
 

@@ -293,8 +293,13 @@ fn a_cq_too_small_for_its_queues_is_refused(dev: &Device) {
 
 /// A completion queue may have exactly as many entries as the device
 /// allows, and not one more (nor none).
-fn a_cq_of_the_devices_limit_is_allowed_and_one_more_refused(dev: &Device) {
+fn a_cq_of_the_devices_limit_is_allowed_and_one_more_refused(dev: &Device) -> Result<(), Skip> {
     let max = dev.limits().max_cqe as usize;
+    if max > 65_536 {
+        // A NIC's limit is millions of entries: pinned memory a test
+        // should not take.
+        return Err(Skip(format!("a CQ of {max} entries is too big here")));
+    }
     let cq = dev.create_cq(max).unwrap();
     assert!(cq.capacity() >= max);
     drop(cq);
@@ -302,6 +307,7 @@ fn a_cq_of_the_devices_limit_is_allowed_and_one_more_refused(dev: &Device) {
         let err = dev.create_cq(entries).unwrap_err();
         assert!(matches!(err, Error::BadSelection(_)), "{entries}: {err}");
     }
+    Ok(())
 }
 
 /// Dropping an idle completion queue destroys it at once: a device can
@@ -315,9 +321,9 @@ fn dropped_cqs_free_their_place_on_the_device(dev: &Device) -> Result<(), Skip> 
         )));
     }
     for k in 0..=max {
-        let cq = dev
-            .create_cq(4)
-            .unwrap_or_else(|e| panic!("completion queue {k} of {max} dropped before: {e}"));
+        let cq = dev.create_cq(4).unwrap_or_else(|e| {
+            panic!("completion queue {k} failed, the {k} before it dropped: {e}")
+        });
         drop(cq);
     }
     Ok(())
