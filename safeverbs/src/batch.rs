@@ -154,6 +154,15 @@ impl<B: ?Sized + RdmaBuf, M: Mode> PostBatch<B, M> {
     /// passed [`check_segment`].
     fn post(&mut self, qp: &Arc<QpInner>) -> Phase {
         let n = self.segments.len();
+        let inside = match qp.enter() {
+            Ok(inside) => inside,
+            Err(e) => {
+                for _ in 0..n {
+                    qp.release_credit(Queue::Send);
+                }
+                return Phase::Failed(e);
+            }
+        };
         let cq = qp.cq(Queue::Send).clone();
         let mut sges = [sys::ibv_sge::default(); MAX_BATCH];
         let mut ids = [WrId(0); MAX_BATCH];
@@ -203,11 +212,15 @@ impl<B: ?Sized + RdmaBuf, M: Mode> PostBatch<B, M> {
             unsafe { (*chain.add(k)).next = chain.add(k + 1) };
         }
         let mut bad: *mut sys::ibv_send_wr = std::ptr::null_mut();
-        // SAFETY: the QP is alive (we hold it); `wrs[..n]` is a chain whose
-        // SGEs lie in regions registered on the QP's PD (`check_segment`),
-        // kept alive and unaliased by the slot table until reaped; `sges`
-        // and `wrs` outlive the call.
-        let rc = unsafe { sys::ibv_post_send(qp.raw(), chain, &mut bad) };
+        // SAFETY: the QP is live (we are inside its gate); `wrs[..n]` is a
+        // chain whose SGEs lie in regions registered on the QP's PD
+        // (`check_segment`), kept alive and unaliased by the slot table
+        // until reaped (or the QP is destroyed); `sges` and `wrs` outlive
+        // the call.
+        let rc = unsafe { sys::ibv_post_send(inside.raw(), chain, &mut bad) };
+        // Out of the gate before taking the slot table's lock again (a
+        // destruction, which this may run, completes requests there).
+        drop(inside);
         if rc == 0 {
             // Shut down while we posted: ERR again flushes the chain too.
             if let Some(cause) = qp.shutdown_cause() {
@@ -224,8 +237,12 @@ impl<B: ?Sized + RdmaBuf, M: Mode> PostBatch<B, M> {
             .unwrap_or(n);
         let mut slots = cq.slots();
         for &id in &ids[posted..n] {
-            qp.release_credit(Queue::Send);
-            if let Some((res, _)) = slots.reclaim(id) {
+            if let Some((res, completion)) = slots.reclaim(id) {
+                // Completed already only if the queue pair was destroyed
+                // while we posted, which returned the credit.
+                if completion.is_none() {
+                    qp.release_credit(Queue::Send);
+                }
                 self.segments.push(Segment::from_raw(res.segment));
             }
         }

@@ -173,6 +173,22 @@ impl RawCompletion {
         }
     }
 
+    /// The flush of a request of queue pair `qp_num` that no device will
+    /// report: its queue pair was destroyed (see `QpInner::destroy`).
+    pub(crate) fn flushed(qp_num: u32) -> Self {
+        Self {
+            status: WcStatus::WR_FLUSH_ERR,
+            vendor_err: 0,
+            completion: Completion {
+                // The verbs leave a flush's opcode undefined too.
+                opcode: Opcode::Other(u32::MAX),
+                byte_len: 0,
+                imm: None,
+                qp_num,
+            },
+        }
+    }
+
     pub(crate) fn into_result(self) -> crate::Result<Completion> {
         if self.status == WcStatus::SUCCESS {
             Ok(self.completion)

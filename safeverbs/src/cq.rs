@@ -237,7 +237,11 @@ impl CqInner {
             match self.poll() {
                 Ok(0) => {}
                 Ok(_) => polled = self.slots().poll(id, cx.waker()),
-                Err(e) => tracing::error!(%e, "polling the completion queue failed"),
+                // The failure may have failed this request (`failed`).
+                Err(e) => {
+                    tracing::error!(%e, "polling the completion queue failed");
+                    polled = self.slots().poll(id, cx.waker());
+                }
             }
         }
         match polled {
@@ -314,17 +318,69 @@ impl CqInner {
     /// queue; a batch's riders rely on it); a thread that finds another
     /// reaping does not wait, and what arrives meanwhile is never left
     /// unreaped (see [`Reaping`]).
+    ///
+    /// If polling fails, the queue has [failed](Self::failed).
     pub(crate) fn poll(&self) -> Result<usize> {
         // Resources whose future is gone, dropped after every lock is
         // released (a region's release hook may call back into us).
         let mut released = Vec::new();
         let result = self.reaping.run(|| self.reap(&mut released));
         drop(released);
-        result
+        result.map_err(|rc| {
+            self.failed(rc);
+            Error::errno("ibv_poll_cq", rc)
+        })
     }
 
-    /// Empties the queue; the caller is the queue's reaper.
-    fn reap(&self, released: &mut Vec<Resources>) -> Result<usize> {
+    /// `ibv_poll_cq` returned the error `rc` (an overrun, or a device that
+    /// failed): the requests outstanding here can never be reaped, flushes
+    /// included. Their queue pairs are destroyed instead (see
+    /// [`QpInner::destroy`]), which fails every request of theirs, in both
+    /// queues, and hands its memory back; later requests here meet the same
+    /// end when they are polled for.
+    fn failed(&self, rc: i32) {
+        let mut owners: Vec<Arc<QpInner>> = Vec::new();
+        for (_, res) in self.slots().outstanding() {
+            if !owners.iter().any(|qp| Arc::ptr_eq(qp, &res.qp)) {
+                owners.push(res.qp.clone());
+            }
+        }
+        for qp in owners {
+            qp.destroy(crate::Shutdown::CqFailed(rc));
+        }
+    }
+
+    /// Completes every request of the destroyed queue pair `qp` still
+    /// outstanding here with a flush, as if it had been reaped: its future
+    /// wakes (and sees [`Error::ShutDown`] through [`QpInner::outcome`]),
+    /// or its resources are released if the future is gone.
+    pub(crate) fn fail_requests_of(&self, qp: &QpInner) {
+        let flushed = RawCompletion::flushed(qp.qp_num);
+        let mut released = Vec::new();
+        let mut wake = Vec::new();
+        {
+            let mut slots = self.slots();
+            let ids: Vec<WrId> = slots
+                .outstanding()
+                .filter(|(_, res)| std::ptr::eq(Arc::as_ptr(&res.qp), qp))
+                .map(|(id, _)| id)
+                .collect();
+            for id in ids {
+                let reaped = |res: &Resources| res.qp.release_credit(res.queue);
+                match slots.complete(id, flushed, |_| true, reaped) {
+                    Delivered::Wake(w) => wake.extend(w),
+                    Delivered::Release(res) => released.push(res),
+                    Delivered::Stale => {}
+                }
+            }
+        }
+        wake.into_iter().for_each(std::task::Waker::wake);
+        drop(released);
+    }
+
+    /// Empties the queue; the caller is the queue's reaper. An error is
+    /// `ibv_poll_cq`'s return value.
+    fn reap(&self, released: &mut Vec<Resources>) -> std::result::Result<usize, i32> {
         let mut total = 0;
         // Not zeroed: an empty poll (the common case while spinning) costs
         // only the provider's call.
@@ -335,7 +391,7 @@ impl CqInner {
             let n =
                 unsafe { sys::ibv_poll_cq(self.cq, POLL_BATCH as i32, wcs.as_mut_ptr().cast()) };
             if n < 0 {
-                return Err(Error::errno("ibv_poll_cq", n));
+                return Err(n);
             }
             let n = (n as usize).min(POLL_BATCH);
             if n == 0 {

@@ -93,9 +93,10 @@ impl Credits {
     }
     /// Gives back one slot.
     pub(crate) fn give(&self) {
-        let _ = self
+        let given = self
             .used
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |u| u.checked_sub(1));
+        debug_assert!(given.is_ok(), "a credit given back that was not taken");
     }
     /// Slots in use now.
     pub(crate) fn used(&self) -> u32 {

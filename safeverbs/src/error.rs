@@ -230,6 +230,11 @@ pub enum Shutdown {
     PostFailed(i32),
     /// The queue pair was dropped with the request outstanding.
     Dropped,
+    /// A completion queue of the queue pair failed: `ibv_poll_cq` returned
+    /// this negative value (an overrun, or a device that failed). No flush can be
+    /// reaped from it, so the queue pair was destroyed, which ends the
+    /// device's use of every request's memory.
+    CqFailed(i32),
 }
 
 impl std::fmt::Display for Shutdown {
@@ -243,6 +248,11 @@ impl std::fmt::Display for Shutdown {
                 io::Error::from_raw_os_error(*errno)
             ),
             Self::Dropped => f.write_str("the queue pair was dropped"),
+            Self::CqFailed(rc) => write!(
+                f,
+                "its completion queue failed (ibv_poll_cq returned {rc}), so the queue pair \
+                 was destroyed"
+            ),
         }
     }
 }

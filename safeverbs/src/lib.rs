@@ -171,6 +171,7 @@ mod events;
 mod exchange;
 mod fields;
 pub mod fingerprint;
+mod gate;
 mod interval;
 mod liveness;
 mod mode;

@@ -186,6 +186,13 @@ pub(crate) fn check_segment(qp: &QpInner, segment: &RawSegment) -> Result<()> {
 /// [`check_segment`] passed.
 fn post(qp: &Arc<QpInner>, request: Request, segment: RawSegment) -> Phase {
     let queue = request.queue();
+    let inside = match qp.enter() {
+        Ok(inside) => inside,
+        Err(error) => {
+            qp.release_credit(queue);
+            return Phase::Failed { error, segment };
+        }
+    };
     let len = segment.len as u32; // checked by `check_segment`
     let mut sge = sys::ibv_sge {
         addr: segment.addr(),
@@ -212,11 +219,12 @@ fn post(qp: &Arc<QpInner>, request: Request, segment: RawSegment) -> Phase {
                 num_sge: 1,
             };
             let mut bad = std::ptr::null_mut();
-            // SAFETY: the QP is alive (we hold it); `wr` is a one-element
-            // chain whose SGE lies inside a region registered on the QP's
-            // PD (`check_segment`), kept alive and unaliased by the slot
-            // table until the completion is reaped.
-            let rc = unsafe { sys::ibv_post_recv(qp.raw(), &mut wr, &mut bad) };
+            // SAFETY: the QP is live (we are inside its gate); `wr` is a
+            // one-element chain whose SGE lies inside a region registered
+            // on the QP's PD (`check_segment`), kept alive and unaliased by
+            // the slot table until the completion is reaped (or the QP is
+            // destroyed).
+            let rc = unsafe { sys::ibv_post_recv(inside.raw(), &mut wr, &mut bad) };
             (rc, std::ptr::eq(bad, &wr), "ibv_post_recv")
         }
         _ => {
@@ -224,10 +232,13 @@ fn post(qp: &Arc<QpInner>, request: Request, segment: RawSegment) -> Phase {
             let mut bad = std::ptr::null_mut();
             // SAFETY: as for the receive; remote address and rkey are
             // checked by the NIC against the peer's registration.
-            let rc = unsafe { sys::ibv_post_send(qp.raw(), &mut wr, &mut bad) };
+            let rc = unsafe { sys::ibv_post_send(inside.raw(), &mut wr, &mut bad) };
             (rc, std::ptr::eq(bad, &wr), "ibv_post_send")
         }
     };
+    // Out of the gate before anything that may take the slot table's lock
+    // (a destruction, which this may run, completes requests there).
+    drop(inside);
     if rc == 0 {
         // Shut down while we posted: move it to ERR again, which flushes
         // what is queued, this request included.
@@ -249,15 +260,18 @@ fn post(qp: &Arc<QpInner>, request: Request, segment: RawSegment) -> Phase {
         qp.shut_down(Shutdown::PostFailed(rc.abs()));
         return Phase::Posted { cq, id };
     }
-    qp.release_credit(queue);
     let cancelled = cq.slots().cancel(id);
     match cancelled {
-        Some(res) => Phase::Failed {
-            error: Error::errno(verb, rc),
-            segment: res.segment,
-        },
-        // Unreachable: only this function knows `id` yet.
-        None => Phase::Done,
+        Some(res) => {
+            qp.release_credit(queue);
+            Phase::Failed {
+                error: Error::errno(verb, rc),
+                segment: res.segment,
+            }
+        }
+        // The queue pair was destroyed while we posted, which completed the
+        // request (credit included): it resolves like any completion.
+        None => Phase::Posted { cq, id },
     }
 }
 

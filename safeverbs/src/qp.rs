@@ -14,6 +14,7 @@ use crate::credits::Credits;
 pub(crate) use crate::credits::Gathered;
 use crate::device::{mtu_enum, PortInfo};
 use crate::endpoint::Endpoint;
+use crate::gate::Gate;
 use crate::pd::{PdInner, ProtectionDomain};
 use crate::transport::{Failed, Init, Rc, Rtr, Rts, State, Transport};
 use crate::{Error, Result, Shutdown};
@@ -185,6 +186,7 @@ impl<T: Transport> QpBuilder<T> {
             qp,
             // SAFETY: `qp` was just created and is live.
             qp_num: unsafe { (*qp).qp_num },
+            gate: Gate::new(),
             shutdown: OnceLock::new(),
             port: device.port().clone(),
             psn: random_psn(),
@@ -254,7 +256,10 @@ pub(crate) struct QpInner {
     qp: *mut sys::ibv_qp,
     /// The number completions of this queue pair carry.
     pub(crate) qp_num: u32,
-    /// Why SafeVerbs moved the queue pair to ERR, if it did.
+    /// Every verb call on `qp` is made inside it; closed to destroy `qp`
+    /// while handles remain (see [`QpInner::destroy`]).
+    gate: Gate,
+    /// Why SafeVerbs moved the queue pair to ERR, or destroyed it, if it did.
     shutdown: OnceLock<Shutdown>,
     port: PortInfo,
     psn: u32,
@@ -275,31 +280,109 @@ unsafe impl Sync for QpInner {}
 
 impl Drop for QpInner {
     fn drop(&mut self) {
-        // SAFETY: `qp` came from `ibv_create_qp`. No request is in flight:
-        // each holds an `Arc<QpInner>` until its completion is reaped.
-        let rc = unsafe { self.pd.device.inner.provider.destroy_qp(self.qp) };
-        if rc != 0 {
-            tracing::warn!(rc, "ibv_destroy_qp failed");
+        // No request is in flight (each holds an `Arc<QpInner>` until its
+        // completion is reaped or it is failed by `destroy`), and nobody
+        // is inside the gate (they borrow `self`): unless `destroy` already
+        // did, this destroys `qp`.
+        if self.gate.close() {
+            self.destroy_qp();
         }
         self.send_cq.unreserve(self.send_credits.max() as usize);
         self.recv_cq.unreserve(self.recv_credits.max() as usize);
     }
 }
 
-impl QpInner {
+/// A verb call on a queue pair in progress: made inside its [`Gate`], so
+/// `ibv_destroy_qp` cannot run meanwhile. Dropping it leaves the gate;
+/// the last one out of a closed gate destroys the queue pair.
+pub(crate) struct Inside<'a>(&'a QpInner);
+
+impl Inside<'_> {
+    /// The live `ibv_qp`, for the verb call this guard covers.
     pub(crate) fn raw(&self) -> *mut sys::ibv_qp {
-        self.qp
+        self.0.qp
+    }
+}
+
+impl Drop for Inside<'_> {
+    fn drop(&mut self) {
+        if self.0.gate.leave() {
+            self.0.finish_destroying();
+        }
+    }
+}
+
+impl QpInner {
+    /// Enters the gate for a verb call on the queue pair (see [`Inside`]);
+    /// refused, with the cause, once it is destroyed or being destroyed.
+    pub(crate) fn enter(&self) -> Result<Inside<'_>> {
+        let open = self.gate.enter();
+        let inside = Inside(self);
+        if open {
+            return Ok(inside);
+        }
+        drop(inside);
+        Err(Error::ShutDown(
+            self.shutdown_cause().unwrap_or(Shutdown::Dropped),
+        ))
+    }
+
+    /// Destroys the queue pair for `cause`, now or when the verb calls in
+    /// progress on it end, while handles to it may remain: every request
+    /// outstanding on it then resolves with [`Error::ShutDown`] and hands
+    /// its segment back, and later posts are refused with that error.
+    ///
+    /// For when no flush can come ([`Shutdown::CqFailed`], or a queue pair
+    /// that cannot be moved to ERR): after `ibv_destroy_qp` returns, the
+    /// device touches none of the requests' memory (they go with the queue
+    /// pair, without completions), so their resources can be handed back
+    /// without one.
+    pub(crate) fn destroy(&self, cause: Shutdown) {
+        let _ = self.shutdown.set(cause);
+        if self.gate.close() {
+            self.finish_destroying();
+        }
+    }
+
+    /// The destruction, by the one thread [`Gate`] chose: outside every
+    /// verb call, after which nobody enters.
+    fn finish_destroying(&self) {
+        if !self.destroy_qp() {
+            // The device may still be using the requests' memory: it stays
+            // with them (leaked), never handed back.
+            return;
+        }
+        self.send_cq.fail_requests_of(self);
+        if !Arc::ptr_eq(&self.send_cq, &self.recv_cq) {
+            self.recv_cq.fail_requests_of(self);
+        }
+    }
+
+    /// `ibv_destroy_qp`; `false` if it failed. Called once, by the thread
+    /// the gate chose.
+    fn destroy_qp(&self) -> bool {
+        // SAFETY: `qp` came from `ibv_create_qp`; the gate is closed and
+        // empty and chose this caller alone, so no verb call on `qp` runs
+        // now or later, and it is destroyed once.
+        let rc = unsafe { self.pd.device.inner.provider.destroy_qp(self.qp) };
+        if rc != 0 {
+            tracing::error!(rc, qp_num = self.qp_num, "ibv_destroy_qp failed");
+        }
+        rc == 0
     }
 
     fn modify(&self, attr: &mut sys::ibv_qp_attr, mask: sys::ibv_qp_attr_mask) -> Result<()> {
-        // SAFETY: `qp` is live; `attr` is valid for the fields `mask` names.
+        let inside = self.enter()?;
+        // SAFETY: `qp` is live (we are inside its gate); `attr` is valid
+        // for the fields `mask` names.
         let rc = unsafe {
             self.pd
                 .device
                 .inner
                 .provider
-                .modify_qp(self.qp, attr, mask.0 as i32)
+                .modify_qp(inside.raw(), attr, mask.0 as i32)
         };
+        drop(inside);
         if rc != 0 {
             return Err(Error::errno("ibv_modify_qp", rc));
         }
@@ -380,8 +463,16 @@ impl QpInner {
     /// cause recorded. Never waits.
     pub(crate) fn shut_down(&self, cause: Shutdown) {
         let _ = self.shutdown.set(cause);
-        if let Err(e) = self.to_error() {
-            tracing::error!(%e, %cause, "could not move the queue pair to ERR");
+        match self.to_error() {
+            Ok(()) => {}
+            // Destroyed already: nothing is left to flush.
+            Err(Error::ShutDown(_)) => {}
+            // No flush will come: destroying it is the only other way to
+            // know the device is done with the requests' memory.
+            Err(e) => {
+                tracing::error!(%e, %cause, "could not move the queue pair to ERR; destroying it");
+                self.destroy(cause);
+            }
         }
     }
 

@@ -246,6 +246,20 @@ impl<R, C> SlotTable<R, C> {
         }
     }
 
+    /// The ids and resources of every request posted and not completed
+    /// yet (waited for or abandoned).
+    pub fn outstanding(&self) -> impl Iterator<Item = (WrId, &R)> {
+        self.slots
+            .iter()
+            .enumerate()
+            .filter_map(|(index, s)| match &s.state {
+                State::Posted { res, .. } | State::Abandoned { res } => {
+                    Some((WrId::new(index as u32, s.generation, self.salt), res))
+                }
+                State::Free | State::Done { .. } => None,
+            })
+    }
+
     /// Clones of the wakers of every request still waiting for its
     /// completion (to wake them all when the event driver stops).
     pub fn wakers(&self) -> Vec<Waker> {

@@ -1,7 +1,8 @@
 //! Faults only the model device can inject (`safeverbs::model::Fault`):
 //! a doorbell that fails after queueing, a chain refused midway, a queue
-//! pair forced to ERR, failing statuses, a completion queue overrun. On a
-//! real device these tests are skipped: nothing makes rxe fail this way.
+//! pair forced to ERR, failing statuses, a completion queue overrun, a
+//! queue pair destroyed during a post. On a real device these tests are
+//! skipped: nothing makes rxe fail this way.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
@@ -189,22 +190,157 @@ fn injected_statuses_reach_the_future(dev: &Device) -> Result<(), Skip> {
     Ok(())
 }
 
-/// A completion queue that overruns is broken: every request waiting on it
-/// resolves with an error instead of waiting for ever.
+/// A completion queue that overruns is broken: every later poll fails, so
+/// no completion, not even a flush, can be reaped from it. Each request
+/// outstanding there must still resolve, with its segment, and so must
+/// every request of its queue pair in its other, healthy queue: the queue
+/// pair is destroyed, which ends the device's use of their memory. Later
+/// posts are refused at once; a new queue pair on the broken queue fails
+/// its first request, it does not hang.
 fn a_completion_queue_overrun_fails_its_waiters(dev: &Device) -> Result<(), Skip> {
     let m = model(dev)?;
-    let p = pair::<Rc>(dev, 8);
-    let src = p.pd.register([1u8; 16], Access::local()).unwrap();
-    let dst = p.pd.register([0u8; 16], Access::local()).unwrap();
-    let recv = p.b.recv(dst.read_write().unwrap());
+    let pd = dev.alloc_pd().unwrap();
+    // `a` sends into `broken` and receives into `healthy`; `b` uses only
+    // `healthy`, so the overrun is the completion of `a`'s write.
+    let broken = dev.create_cq(16).unwrap();
+    let healthy = dev.create_cq(32).unwrap();
+    let build = |send: &safeverbs::CompletionQueue| {
+        pd.queue_pair::<Rc>()
+            .send_cq(send)
+            .recv_cq(&healthy)
+            .max_send_wr(4)
+            .max_recv_wr(4)
+            .build()
+            .unwrap()
+    };
+    let (a, b) = (build(&broken), build(&healthy));
+    let (ea, eb) = (a.endpoint(), b.endpoint());
+    let (a, _b) = (a.connect(&eb).unwrap(), b.connect(&ea).unwrap());
+    let src = pd.register_slice(&pattern(64, 7), Access::local()).unwrap();
+    let target = pd
+        .register_zeroed::<u8>(64, Access::remote_write())
+        .unwrap();
+    let inbox = pd.register_zeroed::<u8>(64, Access::local()).unwrap();
+    // Nobody sends to `a`: this receive can only end by a's destruction.
+    let recv = a.recv(inbox.slice_rw(0..64).unwrap());
     m.inject(Fault::CqOverrun);
-    let send = p.a.send(src.read_only().unwrap());
-    let (s, r) = within_10s(async move { (send.await.0, recv.await.0) });
-    println!("send: {s:?}; receive: {r:?}");
-    assert!(
-        s.is_err() || r.is_err(),
-        "a lost completion cannot leave both fine"
+    let write = a.write(
+        src.slice_ro(0..64).unwrap(),
+        target.remote().slice(0..64).unwrap(),
     );
+    let ((w, wseg), (r, rseg)) = within_10s(async move { (write.await, recv.await) });
+    let failed = |what: &str, r: Result<safeverbs::Completion, Error>| match r {
+        Err(Error::ShutDown(Shutdown::CqFailed(_))) => {}
+        other => panic!("{what}: {other:?}, not ShutDown(CqFailed)"),
+    };
+    failed("the write, on the broken queue", w);
+    failed("the receive, on the healthy queue", r);
+    assert_eq!(wseg.len(), 64);
+    assert_eq!(rseg.to_vec(), vec![0u8; 64], "nothing was received");
+    assert_eq!(broken.in_flight(), 0);
+    assert_eq!(healthy.in_flight(), 0);
+    assert_eq!(a.in_flight(), 0, "every credit came back");
+    // Later posts on the destroyed queue pair are refused, segment and all.
+    let (again, seg) = within_10s(a.recv(rseg));
+    failed("a receive posted after the destruction", again);
+    assert_eq!(seg.len(), 64);
+    // A queue pair attached to the broken queue afterwards: its first
+    // request fails when it is polled for.
+    let c = build(&broken).connect(&eb).unwrap();
+    let (w, _) = within_10s(c.write(wseg, target.remote().slice(0..64).unwrap()));
+    failed("a write of a queue pair made after the failure", w);
+    Ok(())
+}
+
+/// The queue pair is destroyed (its send queue's completion queue failed)
+/// while another thread is inside `ibv_post_recv` on it: the destruction
+/// waits for that verb call to return (the model stops the process if a
+/// verb runs on a destroyed queue pair), and the post, which the device
+/// then refused, resolves with the destruction's error and its segment,
+/// its credit returned once (debug builds check every credit given back).
+fn a_queue_pair_destroyed_during_a_post_waits_for_it(dev: &Device) -> Result<(), Skip> {
+    destroyed_during_a_post(dev, false)
+}
+
+/// The same, with a batch of two sends inside `ibv_post_send`: both are
+/// refused, and both segments come back, their credits returned once.
+fn a_queue_pair_destroyed_during_a_batch_post_waits_for_it(dev: &Device) -> Result<(), Skip> {
+    destroyed_during_a_post(dev, true)
+}
+
+fn destroyed_during_a_post(dev: &Device, batch: bool) -> Result<(), Skip> {
+    let m = model(dev)?;
+    let pd = dev.alloc_pd().unwrap();
+    let broken = dev.create_cq(16).unwrap();
+    let healthy = dev.create_cq(32).unwrap();
+    let build = |send: &safeverbs::CompletionQueue| {
+        pd.queue_pair::<Rc>()
+            .send_cq(send)
+            .recv_cq(&healthy)
+            .max_send_wr(4)
+            .max_recv_wr(4)
+            .build()
+            .unwrap()
+    };
+    let (a, b) = (build(&broken), build(&healthy));
+    let (ea, eb) = (a.endpoint(), b.endpoint());
+    let (a, _b) = (a.connect(&eb).unwrap(), b.connect(&ea).unwrap());
+    let src = pd.register_slice(&pattern(64, 7), Access::local()).unwrap();
+    let target = pd
+        .register_zeroed::<u8>(64, Access::remote_write())
+        .unwrap();
+    let inbox = pd.register_zeroed::<u8>(64, Access::local()).unwrap();
+    let failed = |what: &str, r: Result<safeverbs::Completion, Error>| match r {
+        Err(Error::ShutDown(Shutdown::CqFailed(_))) => {}
+        other => panic!("{what}: {other:?}, not ShutDown(CqFailed)"),
+    };
+    let bounded = |what: &str, done: &dyn Fn() -> bool| {
+        let until = std::time::Instant::now() + Duration::from_secs(10);
+        while !done() {
+            assert!(std::time::Instant::now() < until, "{what} within 10 s");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    };
+    std::thread::scope(|s| {
+        m.inject(Fault::HeldPost);
+        let held = s.spawn(|| {
+            if batch {
+                let segs = vec![src.slice_ro(0..32).unwrap(), src.slice_ro(32..64).unwrap()];
+                let (r, back) = within_10s(a.send_batch(segs));
+                // Refused by the device: its error, not the destruction's.
+                assert!(r.is_err(), "a refused batch: {r:?}");
+                assert_eq!(back.iter().map(|s| s.len()).collect::<Vec<_>>(), [32, 32]);
+            } else {
+                let (r, seg) = within_10s(a.recv(inbox.slice_rw(0..64).unwrap()));
+                failed("the receive inside its verb", r);
+                assert_eq!(seg.to_vec(), vec![0u8; 64], "nothing was received");
+            }
+        });
+        bounded("the post is held inside its verb", &|| {
+            m.pending_faults() == 0
+        });
+        // The write's completion overruns `broken`; the first poll that
+        // sees it destroys `a`, whose post is inside its verb still.
+        m.inject(Fault::CqOverrun);
+        let write = s.spawn(|| {
+            within_10s(a.write(
+                src.slice_ro(0..64).unwrap(),
+                target.remote().slice(0..64).unwrap(),
+            ))
+        });
+        bounded("the completion queue fails", &|| broken.poll().is_err());
+        // The device refuses the held post when it goes on.
+        m.inject(Fault::PostRefused { after: 0 });
+        assert!(m.release_held_post(), "the post was held");
+        held.join().unwrap();
+        let (w, wseg) = write.join().unwrap();
+        failed("the write whose completion was lost", w);
+        assert_eq!(wseg.len(), 64);
+        assert_eq!(m.pending_faults(), 0, "the refusal reached the held post");
+    });
+    assert_eq!(broken.in_flight(), 0);
+    assert_eq!(healthy.in_flight(), 0);
+    assert_eq!(a.in_flight(), 0, "every credit came back");
     Ok(())
 }
 
@@ -316,7 +452,8 @@ fn main() -> std::process::ExitCode {
         device a_queue_pair_forced_to_error_flushes_every_request,
         device injected_statuses_reach_the_future,
         device a_completion_reported_twice_is_delivered_once,
-        known_bug("issue 11: a broken (overrun) completion queue leaves its waiters waiting for ever; their buffers cannot be handed back before the device is known to be done with them")
-            a_completion_queue_overrun_fails_its_waiters,
+        device a_completion_queue_overrun_fails_its_waiters,
+        device a_queue_pair_destroyed_during_a_post_waits_for_it,
+        device a_queue_pair_destroyed_during_a_batch_post_waits_for_it,
     ])
 }

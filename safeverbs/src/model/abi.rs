@@ -7,12 +7,17 @@
 //! the model's state. The library reads the struct's fields as it would a
 //! provider's (`qp_num`, `cqe`, `lkey`, `fd`, `context`), and never writes
 //! them; the model reads only the number. A box lives from the verb that
-//! creates it to the verb that destroys it.
+//! creates it to the verb that destroys it, except a queue pair's, which
+//! is kept a while longer so that a verb called on it after its
+//! destruction aborts with a message instead of reading freed memory (see
+//! [`Retired`]).
 
+use std::collections::VecDeque;
 use std::ffi::{c_int, c_void};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::ptr;
-use std::sync::{Arc, Weak};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use safeverbs_sys as sys;
@@ -26,17 +31,71 @@ struct ModelContext {
     raw: sys::ibv_context,
     fabric: Arc<Fabric>,
     nic: u32,
+    retired: Retired,
 }
 
-/// Any other model object: the libibverbs struct, then its number.
+/// Any other model object: the libibverbs struct, then its number
+/// ([`DESTROYED`] once a queue pair is destroyed).
 #[repr(C)]
 struct Object<R> {
     raw: R,
-    id: u32,
+    id: AtomicU32,
+}
+
+/// The number of a destroyed queue pair: a verb called on it is a use
+/// after destroy, and [`id`] stops the process, saying so.
+const DESTROYED: u32 = u32::MAX;
+
+/// How many destroyed queue pairs a context keeps (see [`Retired`]).
+const QUARANTINE: usize = 64;
+
+/// Destroyed queue pairs, not freed yet: a verb called on one of them is
+/// caught by [`id`] instead of reading freed memory. Like a sanitizer's
+/// quarantine, it keeps the latest [`QUARANTINE`]; the rest go with the
+/// context.
+struct Retired(Mutex<VecDeque<Ptr<sys::ibv_qp>>>);
+
+impl Retired {
+    /// Marks `qp` destroyed and keeps it; frees the oldest past the bound.
+    ///
+    /// # Safety
+    /// `qp` came from `boxed` and is destroyed once.
+    unsafe fn retire(&self, qp: *mut sys::ibv_qp) {
+        // SAFETY: the contract: the box is ours and live.
+        unsafe {
+            (*qp.cast::<Object<sys::ibv_qp>>())
+                .id
+                .store(DESTROYED, Ordering::Relaxed)
+        };
+        let mut kept = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        kept.push_back(Ptr(qp));
+        if kept.len() > QUARANTINE {
+            if let Some(oldest) = kept.pop_front() {
+                // SAFETY: retired once, so freed once; a verb call on it
+                // now would be the use after free the quarantine is for.
+                unsafe { free(oldest.0) };
+            }
+        }
+    }
+}
+
+impl Drop for Retired {
+    fn drop(&mut self) {
+        let kept = self.0.get_mut().unwrap_or_else(|p| p.into_inner());
+        for qp in kept.drain(..) {
+            // SAFETY: each was retired once; its context is closing, so
+            // no handle to it is left.
+            unsafe { free(qp.0) };
+        }
+    }
 }
 
 fn boxed<R>(raw: R, id: u32) -> *mut R {
-    Box::into_raw(Box::new(Object { raw, id })).cast()
+    Box::into_raw(Box::new(Object {
+        raw,
+        id: AtomicU32::new(id),
+    }))
+    .cast()
 }
 
 /// Frees an object made by [`boxed`].
@@ -54,8 +113,14 @@ unsafe fn free<R>(obj: *mut R) {
 /// `obj` came from `boxed::<R>` and is live.
 unsafe fn id<R>(obj: *mut R) -> u32 {
     // SAFETY: the caller's contract; `Object` is `repr(C)` with `raw`
-    // first, so the pointer is the box's, and `id` is never written.
-    unsafe { (*obj.cast::<Object<R>>()).id }
+    // first, so the pointer is the box's. A retired (destroyed) queue pair
+    // is still allocated: see `Retired`.
+    let id = unsafe { (*obj.cast::<Object<R>>()).id.load(Ordering::Relaxed) };
+    #[allow(clippy::panic)] // The model's report of the caller's bug.
+    if id == DESTROYED {
+        panic!("model device: a verb was called on a destroyed queue pair (use after destroy)");
+    }
+    id
 }
 
 /// The context of a model context pointer.
@@ -100,6 +165,7 @@ pub(crate) fn open_device(fabric: &Arc<Fabric>) -> (*mut sys::ibv_context, u32) 
         raw,
         fabric: fabric.clone(),
         nic,
+        retired: Retired(Mutex::new(VecDeque::new())),
     }));
     (ctx.cast(), nic)
 }
@@ -394,7 +460,8 @@ pub(crate) unsafe fn modify_qp(
     mask: c_int,
 ) -> c_int {
     // SAFETY: the caller's contract: a live QP, a valid attribute block.
-    let (c, qpn, attr) = unsafe { (context((*qp).context), id(qp), &*attr) };
+    // (The number first: it stops a use after destroy.)
+    let (qpn, c, attr) = unsafe { (id(qp), context((*qp).context), &*attr) };
     c.fabric.lock().modify_qp(qpn, attr, mask as u32)
 }
 
@@ -402,11 +469,12 @@ pub(crate) unsafe fn modify_qp(
 /// As `ibv_destroy_qp`.
 pub(crate) unsafe fn destroy_qp(qp: *mut sys::ibv_qp) -> c_int {
     // SAFETY: the caller's contract: a live QP.
-    let (c, qpn) = unsafe { (context((*qp).context), id(qp)) };
+    let (qpn, c) = unsafe { (id(qp), context((*qp).context)) };
     // Its queued requests go with it, without completions, as on a NIC.
     c.fabric.lock().qps.remove(&qpn);
-    // SAFETY: made by `create_qp`; destroyed once.
-    unsafe { free(qp) };
+    // SAFETY: made by `create_qp`; destroyed once (a second destruction
+    // stopped at `id` above).
+    unsafe { c.retired.retire(qp) };
     0
 }
 
@@ -557,9 +625,13 @@ impl Request for sys::ibv_recv_wr {
 /// `wr` a valid chain whose scatter lists hold `num_sge` entries, `bad` a
 /// valid out-parameter.
 unsafe fn post<W: Request>(qp: *mut sys::ibv_qp, wr: *mut W, bad: *mut *mut W) -> c_int {
-    // SAFETY: the contract: a live model QP.
-    let (c, qpn) = unsafe { (context((*qp).context), id(qp)) };
-    let mut st = c.fabric.lock();
+    // SAFETY: the contract: a QP of this provider, live or retired (then
+    // still allocated, and `id` below stops the process).
+    let c = unsafe { context((*qp).context) };
+    let mut st = c.fabric.hold_post(c.fabric.lock());
+    // SAFETY: as above. Read after a hold, so that a queue pair destroyed
+    // meanwhile is caught.
+    let qpn = unsafe { id(qp) };
     let refuse_at = refusal(&mut st);
     let mut cur = wr;
     let mut k = 0;

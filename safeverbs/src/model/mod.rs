@@ -21,7 +21,8 @@
 //!   send queue runs and completes in order.
 //! - **It injects faults on demand** ([`Fault`]): a failing request status,
 //!   a queue pair forced to ERR, a doorbell that fails after queueing, a
-//!   completion queue overrun, a completion reported twice.
+//!   completion queue overrun, a completion reported twice, a post held
+//!   inside its verb while other threads run.
 //!
 //! Steps run inside `ibv_poll_cq` (of any queue of the model) and, while a
 //! completion channel exists, on a background thread every millisecond, so
@@ -120,6 +121,12 @@ pub enum Fault {
     /// might report it: the second names a request that the first already
     /// completed.
     DuplicateCompletion,
+    /// The next `ibv_post_send` or `ibv_post_recv` waits inside the verb,
+    /// before it looks at its queue pair, until
+    /// [`Model::release_held_post`] (or 10 s pass), as a slow doorbell
+    /// might: for tests of what other threads do meanwhile. The faults
+    /// pending when it goes on apply to it then.
+    HeldPost,
 }
 
 /// The limits every model device reports and enforces.
@@ -211,6 +218,12 @@ impl Model {
     /// one kind apply in the order injected).
     pub fn inject(&self, fault: Fault) {
         self.fabric.lock().faults.push_back(fault);
+    }
+
+    /// Lets the post held by [`Fault::HeldPost`] go on; `false` if no post
+    /// was held.
+    pub fn release_held_post(&self) -> bool {
+        self.fabric.release_held_post()
     }
 
     /// Faults injected and not yet applied.

@@ -7,8 +7,8 @@
 
 use std::collections::{BTreeMap, VecDeque};
 use std::os::fd::OwnedFd;
-use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Instant;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 use safeverbs_sys as sys;
 
@@ -28,6 +28,8 @@ unsafe impl<T> Send for Ptr<T> {}
 pub(crate) struct Fabric {
     pub(crate) seed: u64,
     state: Mutex<State>,
+    /// Signalled when a held post is released ([`Fault::HeldPost`]).
+    released: Condvar,
 }
 
 impl Fabric {
@@ -44,8 +46,10 @@ impl Fabric {
                 qps: BTreeMap::new(),
                 channels: BTreeMap::new(),
                 faults: VecDeque::new(),
+                held: false,
                 engine: false,
             }),
+            released: Condvar::new(),
         })
     }
 
@@ -54,7 +58,41 @@ impl Fabric {
     pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
+
+    /// Holds the post that takes an injected [`Fault::HeldPost`] (`st` is
+    /// its lock) until [`release_held_post`](Self::release_held_post), or
+    /// for at most [`HOLD_BOUND`]; the lock is free meanwhile.
+    pub(crate) fn hold_post<'a>(&'a self, mut st: MutexGuard<'a, State>) -> MutexGuard<'a, State> {
+        if st.take_fault(|f| *f == Fault::HeldPost).is_none() {
+            return st;
+        }
+        st.held = true;
+        let until = Instant::now() + HOLD_BOUND;
+        while st.held {
+            let left = until.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                st.held = false;
+                break;
+            }
+            st = match self.released.wait_timeout(st, left) {
+                Ok((st, _)) => st,
+                Err(e) => e.into_inner().0,
+            };
+        }
+        st
+    }
+
+    /// Lets a held post go on; `false` if none was held.
+    pub(crate) fn release_held_post(&self) -> bool {
+        let mut st = self.lock();
+        let was = std::mem::replace(&mut st.held, false);
+        self.released.notify_all();
+        was
+    }
 }
+
+/// How long a held post waits at most for its release.
+const HOLD_BOUND: Duration = Duration::from_secs(10);
 
 pub(crate) struct State {
     pub(crate) rng: Rng,
@@ -66,6 +104,8 @@ pub(crate) struct State {
     pub(crate) qps: BTreeMap<u32, Qp>,
     pub(crate) channels: BTreeMap<u32, Channel>,
     pub(crate) faults: VecDeque<Fault>,
+    /// A post is held inside its verb ([`Fault::HeldPost`]).
+    held: bool,
     /// Whether the background stepping thread runs.
     pub(crate) engine: bool,
 }
