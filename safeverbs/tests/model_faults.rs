@@ -190,6 +190,70 @@ fn injected_statuses_reach_the_future(dev: &Device) -> Result<(), Skip> {
     Ok(())
 }
 
+/// `a` sends into `broken` and receives into `healthy`; `b` uses only
+/// `healthy`, so an overrun is the completion of a request `a` sends.
+struct OneBroken {
+    pd: safeverbs::ProtectionDomain,
+    broken: safeverbs::CompletionQueue,
+    healthy: safeverbs::CompletionQueue,
+    a: safeverbs::QueuePair<Rc, safeverbs::Rts>,
+    b: safeverbs::QueuePair<Rc, safeverbs::Rts>,
+    src: safeverbs::MemoryRegion<[u8]>,
+    target: safeverbs::MemoryRegion<[u8]>,
+    inbox: safeverbs::MemoryRegion<[u8]>,
+}
+
+impl OneBroken {
+    fn new(dev: &Device) -> Self {
+        let pd = dev.alloc_pd().unwrap();
+        let broken = dev.create_cq(16).unwrap();
+        let healthy = dev.create_cq(32).unwrap();
+        let qp = |send: &safeverbs::CompletionQueue| Self::build(&pd, send, &healthy);
+        let (a, b) = (qp(&broken), qp(&healthy));
+        let (ea, eb) = (a.endpoint(), b.endpoint());
+        let (a, b) = (a.connect(&eb).unwrap(), b.connect(&ea).unwrap());
+        OneBroken {
+            src: pd.register_slice(&pattern(64, 7), Access::local()).unwrap(),
+            target: pd
+                .register_zeroed::<u8>(64, Access::remote_write())
+                .unwrap(),
+            inbox: pd.register_zeroed::<u8>(64, Access::local()).unwrap(),
+            a,
+            b,
+            pd,
+            broken,
+            healthy,
+        }
+    }
+
+    /// A queue pair sending into `send`, receiving into `healthy`.
+    fn qp(&self, send: &safeverbs::CompletionQueue) -> safeverbs::QueuePair<Rc, safeverbs::Init> {
+        Self::build(&self.pd, send, &self.healthy)
+    }
+
+    fn build(
+        pd: &safeverbs::ProtectionDomain,
+        send: &safeverbs::CompletionQueue,
+        recv: &safeverbs::CompletionQueue,
+    ) -> safeverbs::QueuePair<Rc, safeverbs::Init> {
+        pd.queue_pair::<Rc>()
+            .send_cq(send)
+            .recv_cq(recv)
+            .max_send_wr(4)
+            .max_recv_wr(4)
+            .build()
+            .unwrap()
+    }
+}
+
+/// The result of a request the failure of its completion queue ended.
+fn failed(what: &str, r: Result<safeverbs::Completion, Error>) {
+    match r {
+        Err(Error::ShutDown(Shutdown::CqFailed(_))) => {}
+        other => panic!("{what}: {other:?}, not ShutDown(CqFailed)"),
+    }
+}
+
 /// A completion queue that overruns is broken: every later poll fails, so
 /// no completion, not even a flush, can be reaped from it. Each request
 /// outstanding there must still resolve, with its segment, and so must
@@ -199,28 +263,16 @@ fn injected_statuses_reach_the_future(dev: &Device) -> Result<(), Skip> {
 /// its first request, it does not hang.
 fn a_completion_queue_overrun_fails_its_waiters(dev: &Device) -> Result<(), Skip> {
     let m = model(dev)?;
-    let pd = dev.alloc_pd().unwrap();
-    // `a` sends into `broken` and receives into `healthy`; `b` uses only
-    // `healthy`, so the overrun is the completion of `a`'s write.
-    let broken = dev.create_cq(16).unwrap();
-    let healthy = dev.create_cq(32).unwrap();
-    let build = |send: &safeverbs::CompletionQueue| {
-        pd.queue_pair::<Rc>()
-            .send_cq(send)
-            .recv_cq(&healthy)
-            .max_send_wr(4)
-            .max_recv_wr(4)
-            .build()
-            .unwrap()
-    };
-    let (a, b) = (build(&broken), build(&healthy));
-    let (ea, eb) = (a.endpoint(), b.endpoint());
-    let (a, _b) = (a.connect(&eb).unwrap(), b.connect(&ea).unwrap());
-    let src = pd.register_slice(&pattern(64, 7), Access::local()).unwrap();
-    let target = pd
-        .register_zeroed::<u8>(64, Access::remote_write())
-        .unwrap();
-    let inbox = pd.register_zeroed::<u8>(64, Access::local()).unwrap();
+    let one = OneBroken::new(dev);
+    let OneBroken {
+        broken,
+        healthy,
+        a,
+        src,
+        target,
+        inbox,
+        ..
+    } = &one;
     // Nobody sends to `a`: this receive can only end by a's destruction.
     let recv = a.recv(inbox.slice_rw(0..64).unwrap());
     m.inject(Fault::CqOverrun);
@@ -229,10 +281,6 @@ fn a_completion_queue_overrun_fails_its_waiters(dev: &Device) -> Result<(), Skip
         target.remote().slice(0..64).unwrap(),
     );
     let ((w, wseg), (r, rseg)) = within_10s(async move { (write.await, recv.await) });
-    let failed = |what: &str, r: Result<safeverbs::Completion, Error>| match r {
-        Err(Error::ShutDown(Shutdown::CqFailed(_))) => {}
-        other => panic!("{what}: {other:?}, not ShutDown(CqFailed)"),
-    };
     failed("the write, on the broken queue", w);
     failed("the receive, on the healthy queue", r);
     assert_eq!(wseg.len(), 64);
@@ -246,7 +294,7 @@ fn a_completion_queue_overrun_fails_its_waiters(dev: &Device) -> Result<(), Skip
     assert_eq!(seg.len(), 64);
     // A queue pair attached to the broken queue afterwards: its first
     // request fails when it is polled for.
-    let c = build(&broken).connect(&eb).unwrap();
+    let c = one.qp(broken).connect(&one.b.endpoint()).unwrap();
     let (w, _) = within_10s(c.write(wseg, target.remote().slice(0..64).unwrap()));
     failed("a write of a queue pair made after the failure", w);
     Ok(())
@@ -270,30 +318,15 @@ fn a_queue_pair_destroyed_during_a_batch_post_waits_for_it(dev: &Device) -> Resu
 
 fn destroyed_during_a_post(dev: &Device, batch: bool) -> Result<(), Skip> {
     let m = model(dev)?;
-    let pd = dev.alloc_pd().unwrap();
-    let broken = dev.create_cq(16).unwrap();
-    let healthy = dev.create_cq(32).unwrap();
-    let build = |send: &safeverbs::CompletionQueue| {
-        pd.queue_pair::<Rc>()
-            .send_cq(send)
-            .recv_cq(&healthy)
-            .max_send_wr(4)
-            .max_recv_wr(4)
-            .build()
-            .unwrap()
-    };
-    let (a, b) = (build(&broken), build(&healthy));
-    let (ea, eb) = (a.endpoint(), b.endpoint());
-    let (a, _b) = (a.connect(&eb).unwrap(), b.connect(&ea).unwrap());
-    let src = pd.register_slice(&pattern(64, 7), Access::local()).unwrap();
-    let target = pd
-        .register_zeroed::<u8>(64, Access::remote_write())
-        .unwrap();
-    let inbox = pd.register_zeroed::<u8>(64, Access::local()).unwrap();
-    let failed = |what: &str, r: Result<safeverbs::Completion, Error>| match r {
-        Err(Error::ShutDown(Shutdown::CqFailed(_))) => {}
-        other => panic!("{what}: {other:?}, not ShutDown(CqFailed)"),
-    };
+    let OneBroken {
+        broken,
+        healthy,
+        a,
+        src,
+        target,
+        inbox,
+        ..
+    } = OneBroken::new(dev);
     let bounded = |what: &str, done: &dyn Fn() -> bool| {
         let until = std::time::Instant::now() + Duration::from_secs(10);
         while !done() {
