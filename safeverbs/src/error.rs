@@ -145,9 +145,12 @@ pub enum Error {
          `Device` (each `Device::open` is a device context of its own) and one protection domain"
     )]
     Foreign(&'static str),
-    /// SafeVerbs moved the queue pair to the error state; the request was
-    /// flushed.
-    #[error("the queue pair was shut down: {0}; every request outstanding on it was flushed")]
+    /// SafeVerbs moved the queue pair to the error state (the request was
+    /// flushed) or destroyed it (the request ended without a completion;
+    /// see [`Shutdown::CqFailed`]).
+    #[error(
+        "the queue pair was shut down: {0}; every request outstanding on it ends with this error"
+    )]
     ShutDown(Shutdown),
     /// The event driver of a completion queue stopped while the queue
     /// lives. The queue's futures now poll it themselves, as in
@@ -231,9 +234,9 @@ pub enum Shutdown {
     /// The queue pair was dropped with the request outstanding.
     Dropped,
     /// A completion queue of the queue pair failed: `ibv_poll_cq` returned
-    /// this negative value (an overrun, or a device that failed). No flush can be
-    /// reaped from it, so the queue pair was destroyed, which ends the
-    /// device's use of every request's memory.
+    /// this negative value (an overrun, or a device that failed). No flush
+    /// can be reaped from it, so the queue pair was destroyed, which ends
+    /// the device's use of every request's memory.
     CqFailed(i32),
 }
 
