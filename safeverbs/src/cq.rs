@@ -2,9 +2,10 @@
 //! to the futures waiting for them.
 
 use std::fmt;
+use std::mem::MaybeUninit;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Waker};
 
 use safeverbs_sys as sys;
 
@@ -368,13 +369,13 @@ impl CqInner {
             for id in ids {
                 let reaped = |res: &Resources| res.qp.release_credit(res.queue);
                 match slots.complete(id, flushed, |_| true, reaped) {
-                    Delivered::Wake(w) => wake.extend(w),
+                    Delivered::Wake(w) => w.into_iter().for_each(|w| wake.push(w)),
                     Delivered::Release(res) => released.push(res),
                     Delivered::Stale => {}
                 }
             }
         }
-        wake.into_iter().for_each(std::task::Waker::wake);
+        wake.into_iter().for_each(Waker::wake);
         drop(released);
     }
 
@@ -414,10 +415,10 @@ impl CqInner {
     fn deliver(&self, wcs: &[sys::ibv_wc], released: &mut Vec<Resources>) {
         // Wakers are collected under the lock and woken after it: waking
         // may re-enter.
-        let mut wake = WakeList(Default::default());
+        let mut wake = WakeList::new();
         {
             let mut slots = self.slots();
-            for (i, wc) in wcs.iter().enumerate() {
+            for wc in wcs {
                 let completion = RawCompletion::from_wc(wc);
                 // A completion belongs to a request only if it came from
                 // that request's queue pair.
@@ -428,7 +429,7 @@ impl CqInner {
                     rider = res.rider;
                 };
                 match slots.complete(WrId(wc.wr_id), completion, belongs, reaped) {
-                    Delivered::Wake(w) => wake.0[i] = w,
+                    Delivered::Wake(w) => w.into_iter().for_each(|w| wake.push(w)),
                     Delivered::Release(res) => released.push(res),
                     Delivered::Stale => {
                         self.stale.fetch_add(1, Ordering::Relaxed);
@@ -461,14 +462,42 @@ impl CqInner {
     }
 }
 
-/// Wakers to wake when dropped (after the slot table's lock is released).
-/// If one panics, the drop during unwinding still wakes the rest.
-struct WakeList([Option<std::task::Waker>; POLL_BATCH]);
+/// Wakers to wake when dropped (after the slot table's lock is released),
+/// at most one per completion of one poll; none is written until it is
+/// pushed (an empty poll, or one that only releases, costs nothing here).
+/// If delivering panics, the drop during unwinding still wakes them.
+struct WakeList {
+    wakers: [MaybeUninit<Waker>; POLL_BATCH],
+    /// `wakers[woken..len]` are initialised and not woken yet.
+    len: usize,
+    woken: usize,
+}
+
+impl WakeList {
+    fn new() -> Self {
+        Self {
+            wakers: [const { MaybeUninit::uninit() }; POLL_BATCH],
+            len: 0,
+            woken: 0,
+        }
+    }
+
+    /// Adds a waker; at most [`POLL_BATCH`] (more panics before writing).
+    fn push(&mut self, waker: Waker) {
+        self.wakers[self.len].write(waker);
+        self.len += 1;
+    }
+}
 
 impl Drop for WakeList {
     fn drop(&mut self) {
-        for w in self.0.iter_mut().filter_map(Option::take) {
-            w.wake();
+        while self.woken < self.len {
+            let k = self.woken;
+            self.woken += 1;
+            // SAFETY: `wakers[k]` was initialised by `push` (`k < len`) and
+            // is read once: `woken` moved past it before the read.
+            let waker = unsafe { self.wakers[k].assume_init_read() };
+            waker.wake();
         }
     }
 }

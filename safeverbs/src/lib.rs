@@ -370,6 +370,36 @@ pub mod __bench {
     pub use crate::interval::{Access as Sharing, IntervalMap};
     pub use crate::slots::{Delivered, SlotTable, WrId};
 
+    /// The device context behind `dev`: its provider table (`ops`) is what
+    /// the per-operation benchmark replaces with a null data path.
+    pub fn raw_context(dev: &crate::Device) -> *mut safeverbs_sys::ibv_context {
+        dev.inner.ctx
+    }
+
+    /// The `ibv_qp` behind `qp` (null once it is destroyed), for the raw
+    /// loop the benchmark compares the safe path with.
+    pub fn raw_qp<T: crate::Transport, S: crate::State>(
+        qp: &crate::QueuePair<T, S>,
+    ) -> *mut safeverbs_sys::ibv_qp {
+        qp.inner
+            .enter()
+            .map_or(std::ptr::null_mut(), |inside| inside.raw())
+    }
+
+    /// The scatter entry a post of `segment` carries.
+    pub fn sge_of<T: ?Sized, M>(segment: &crate::Segment<T, M>) -> safeverbs_sys::ibv_sge {
+        safeverbs_sys::ibv_sge {
+            addr: segment.raw.addr(),
+            length: segment.raw.len as u32,
+            lkey: segment.raw.region.lkey,
+        }
+    }
+
+    /// The `ibv_cq` behind `cq`.
+    pub fn raw_cq(cq: &crate::CompletionQueue) -> *mut safeverbs_sys::ibv_cq {
+        cq.inner.raw()
+    }
+
     /// Builds the `ibv_send_wr` of a signaled RDMA WRITE, as the post path
     /// does.
     pub fn build_write_wr(
