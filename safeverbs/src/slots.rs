@@ -381,6 +381,35 @@ mod tests {
     }
 
     #[test]
+    fn outstanding_lists_posted_and_abandoned_requests_only() {
+        // What a failed CQ destroys the owners of, and what a destroyed
+        // queue pair fails: requests the device may still complete.
+        let mut t = SlotTable::<&str, u32>::with_capacity(8);
+        let (_, w) = waker();
+        let waited = t.acquire("waited");
+        assert!(t.poll(waited, &w).is_pending());
+        let abandoned = t.acquire("abandoned");
+        assert!(t.abandon(abandoned).is_none());
+        let forgotten = t.acquire("forgotten"); // never polled
+        let done = t.acquire("done");
+        let _ = t.complete(done, 1, |_| true, |_| {});
+        let taken = t.acquire("taken");
+        let _ = t.complete(taken, 2, |_| true, |_| {});
+        assert_eq!(t.poll(taken, &w), Poll::Ready(Some((2, "taken"))));
+        let mut listed: Vec<(WrId, &str)> = t.outstanding().map(|(id, r)| (id, *r)).collect();
+        listed.sort_by_key(|(_, r)| *r);
+        assert_eq!(
+            listed,
+            [
+                (abandoned, "abandoned"),
+                (forgotten, "forgotten"),
+                (waited, "waited")
+            ],
+            "completed, taken and free slots are not outstanding"
+        );
+    }
+
+    #[test]
     fn cancel_returns_resources_of_a_failed_post() {
         let mut t = SlotTable::<u8, u8>::with_capacity(1);
         let id = t.acquire(9);
