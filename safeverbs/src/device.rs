@@ -1,12 +1,14 @@
 //! Finding, choosing and opening an RDMA device, its port and its GID.
 
+pub(crate) mod provider;
+
 use std::ffi::CStr;
 use std::fmt;
 use std::sync::Arc;
 
 use safeverbs_sys as sys;
 
-use crate::provider::Provider;
+use crate::device::provider::Provider;
 use crate::{Error, Result};
 
 /// `IBV_LINK_LAYER_INFINIBAND` (an anonymous enum in verbs.h).

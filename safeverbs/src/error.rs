@@ -5,10 +5,10 @@
 
 use std::io;
 
-use crate::completion::WcStatus;
-use crate::endpoint::{DecodeError, TransportKind};
-use crate::events::CqMode;
-use crate::interval::Conflict;
+use crate::completions::completion::WcStatus;
+use crate::completions::events::CqMode;
+use crate::memory::interval::Conflict;
+use crate::setup::endpoint::{DecodeError, TransportKind};
 
 /// What a SafeVerbs call can fail with.
 ///

@@ -158,83 +158,64 @@
 //! with it when the host kernel has none.
 #![forbid(clippy::undocumented_unsafe_blocks)]
 
-mod batch;
-mod completion;
-mod connection;
-mod cq;
-mod credits;
-mod deadline;
+mod completions;
 mod device;
-mod endpoint;
 mod error;
-mod events;
-mod exchange;
-mod fields;
 pub mod fingerprint;
-mod gate;
-mod interval;
-mod liveness;
-mod mode;
+mod memory;
 #[cfg(feature = "model")]
 #[cfg_attr(docsrs, doc(cfg(feature = "model")))]
 pub mod model;
-mod ops;
-mod pd;
-mod pod;
-mod provider;
-mod qp;
-mod reaper;
-mod reaping;
-mod region;
-mod remote;
-mod segment;
-mod slots;
+mod posting;
+mod queue_pair;
+mod setup;
 mod sync;
 #[cfg(any(test, feature = "model"))]
 mod test_rng;
-mod transport;
 
-pub use batch::{PostBatch, MAX_BATCH};
-pub use completion::{Completion, Opcode, WcStatus};
-pub use connection::{
-    declaration_fingerprint, Client, Connection, ConnectionBuilder, Declaration, Exposed, Nothing,
-    Prepared, Role, Server,
-};
-pub use cq::CompletionQueue;
+pub use completions::completion::{Completion, Opcode, WcStatus};
+pub use completions::cq::CompletionQueue;
+pub use completions::events::CqMode;
 pub use device::{device_names, Device, DeviceLimits, DeviceOptions, GidKind, PortInfo};
-pub use endpoint::{
-    DecodeError, Endpoint, ReadError, TransportKind, ENCODED_LEN, ENDPOINT_VERSION,
-};
 pub use error::{Error, Result, Shutdown};
-pub use events::CqMode;
-pub use exchange::{
-    exchange, exchange_within, tcp_accept, tcp_accept_within, tcp_connect, tcp_connect_within,
-    EXCHANGE_TIMEOUT,
+pub use memory::fields::{FieldToken, HasFields, LocalField, Project};
+pub use memory::interval::Conflict;
+pub use memory::mode::{Mode, Ro, Rw, Writable};
+pub use memory::pd::{Access, ProtectionDomain};
+pub use memory::pod::{RdmaBuf, RdmaPod};
+pub use memory::region::MemoryRegion;
+pub use memory::remote::{RemoteRegion, RemoteSegment, REMOTE_REGION_LEN};
+pub use memory::segment::Segment;
+pub use posting::batch::{PostBatch, MAX_BATCH};
+pub use posting::ops::Post;
+pub use queue_pair::qp::{QpBuilder, QueuePair, TransitionError};
+pub use queue_pair::transport::{
+    CanRecv, CanSend, Failed, Init, Rc, Reliable, Rtr, Rts, State, Transport, Uc,
 };
-pub use fields::{FieldToken, HasFields, LocalField, Project};
-pub use interval::Conflict;
-pub use mode::{Mode, Ro, Rw, Writable};
-pub use ops::Post;
-pub use pd::{Access, ProtectionDomain};
-pub use pod::{RdmaBuf, RdmaPod};
-pub use qp::{QpBuilder, QueuePair, TransitionError};
-pub use region::MemoryRegion;
-pub use remote::{RemoteRegion, RemoteSegment, REMOTE_REGION_LEN};
 /// Derives [`RdmaPod`](trait@RdmaPod) for a `#[repr(C)]` struct, with its
 /// field layout `<Name>Fields`; the rules in brief are on the
 /// [crate page](crate#deriving-rdmapod-for-your-own-types), the whole of them
 /// below.
 pub use safeverbs_derive::RdmaPod;
-pub use segment::Segment;
-pub use transport::{CanRecv, CanSend, Failed, Init, Rc, Reliable, Rtr, Rts, State, Transport, Uc};
+pub use setup::connection::{
+    declaration_fingerprint, Client, Connection, ConnectionBuilder, Declaration, Exposed, Nothing,
+    Prepared, Role, Server,
+};
+pub use setup::endpoint::{
+    DecodeError, Endpoint, ReadError, TransportKind, ENCODED_LEN, ENDPOINT_VERSION,
+};
+pub use setup::exchange::{
+    exchange, exchange_within, tcp_accept, tcp_accept_within, tcp_connect, tcp_connect_within,
+    EXCHANGE_TIMEOUT,
+};
 
 /// What `#[derive(RdmaPod)]` expands to refers to; not a public API.
 #[doc(hidden)]
 pub mod __private {
-    pub use crate::fields::FieldToken;
-    pub use crate::fields::{HasFields, Project};
     pub use crate::fingerprint;
-    pub use crate::pod::RdmaPod;
+    pub use crate::memory::fields::FieldToken;
+    pub use crate::memory::fields::{HasFields, Project};
+    pub use crate::memory::pod::RdmaPod;
     pub use core;
 
     /// The message of the padding check of `#[derive(RdmaPod)]`, evaluated
@@ -367,8 +348,8 @@ pub mod __private {
 /// Internals exposed for the benchmarks in `benches/`; not a public API.
 #[doc(hidden)]
 pub mod __bench {
-    pub use crate::interval::{Access as Sharing, IntervalMap};
-    pub use crate::slots::{Delivered, SlotTable, WrId};
+    pub use crate::completions::slots::{Delivered, SlotTable, WrId};
+    pub use crate::memory::interval::{Access as Sharing, IntervalMap};
 
     /// The device context behind `dev`: its provider table (`ops`) is what
     /// the per-operation benchmark replaces with a null data path.
@@ -408,10 +389,10 @@ pub mod __bench {
         addr: u64,
         rkey: u32,
     ) -> safeverbs_sys::ibv_send_wr {
-        crate::ops::send_wr(
+        crate::posting::ops::send_wr(
             WrId(id),
             sge,
-            crate::ops::Request::Write {
+            crate::posting::ops::Request::Write {
                 addr,
                 rkey,
                 imm: None,
@@ -435,18 +416,18 @@ pub mod __fuzz {
     use std::io;
     use std::time::Duration;
 
-    use crate::connection::{handshake as run, Terms};
-    use crate::exchange::Stream;
+    use crate::setup::connection::{handshake as run, Terms};
+    use crate::setup::exchange::Stream;
     use crate::{Declaration, Endpoint, RemoteRegion, Result, Role, EXCHANGE_TIMEOUT};
 
     /// The connection hello's magic.
-    pub const HELLO_MAGIC: [u8; 4] = crate::connection::HELLO_MAGIC;
+    pub const HELLO_MAGIC: [u8; 4] = crate::setup::connection::HELLO_MAGIC;
     /// The connection hello's version.
-    pub const HELLO_VERSION: u8 = crate::connection::HELLO_VERSION;
+    pub const HELLO_VERSION: u8 = crate::setup::connection::HELLO_VERSION;
     /// The connection hello's size: magic, version, role.
-    pub const HELLO_LEN: usize = crate::connection::HELLO_LEN;
+    pub const HELLO_LEN: usize = crate::setup::connection::HELLO_LEN;
     /// The handshake's last byte.
-    pub const READY: u8 = crate::connection::READY;
+    pub const READY: u8 = crate::setup::connection::READY;
 
     /// How the scripted peer's stream behaves once its bytes are all read.
     #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -6,8 +6,8 @@
 //! A loom build is for the models only: loom's primitives work inside
 //! `loom::model` alone.
 //!
-//! [`reaping`]: crate::reaping
-//! [`credits`]: crate::credits
+//! [`reaping`]: crate::completions::reaping
+//! [`credits`]: crate::queue_pair::credits
 
 #[cfg(loom)]
 pub(crate) use loom::sync::atomic::{AtomicBool, AtomicU32, AtomicU8};

@@ -1,5 +1,5 @@
 //! The model's verbs with libibverbs' signatures: the control verbs that
-//! [`crate::provider`] dispatches to, and the data-path entry points that
+//! [`crate::device::provider`] dispatches to, and the data-path entry points that
 //! the context's provider table (`ibv_context::ops`) points to.
 //!
 //! Every object handed out is a real libibverbs struct (`ibv_qp`, ...) at

@@ -8,7 +8,7 @@ use safeverbs_sys as sys;
 
 use super::state::{Kind, Qp, QpState, RecvWqe, SendWqe, State, MAX_SGE, PSN_MASK};
 use super::Fault;
-use crate::completion::WcStatus;
+use crate::completions::completion::WcStatus;
 
 const LOCAL_WRITE: u32 = sys::ibv_access_flags::IBV_ACCESS_LOCAL_WRITE.0;
 const REMOTE_WRITE: u32 = sys::ibv_access_flags::IBV_ACCESS_REMOTE_WRITE.0;

@@ -69,9 +69,9 @@ mod state;
 use std::fmt;
 use std::sync::Arc;
 
-use crate::completion::WcStatus;
+use crate::completions::completion::WcStatus;
+use crate::device::provider::Provider;
 use crate::device::{Context, Device, DeviceLimits, GidKind, PortInfo};
-use crate::provider::Provider;
 use crate::{Error, Result};
 
 pub(crate) use state::Fabric;

@@ -31,9 +31,9 @@ use std::time::Duration;
 
 use safeverbs_sys as sys;
 
-use crate::cq::{CompletionQueue, CqInner};
+use crate::completions::cq::{CompletionQueue, CqInner};
+use crate::device::provider::Provider;
 use crate::device::Device;
-use crate::provider::Provider;
 use crate::{Error, Result};
 
 /// How a completion queue's futures wait for their completions.

@@ -31,7 +31,7 @@ use std::net::TcpStream;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
 
-use crate::qp::QpInner;
+use crate::queue_pair::qp::QpInner;
 use crate::{Error, Result, Shutdown};
 
 /// The watcher thread's stack: it reads into a small buffer and logs.

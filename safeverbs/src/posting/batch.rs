@@ -21,17 +21,17 @@ use std::time::Duration;
 
 use safeverbs_sys as sys;
 
-use crate::completion::{Completion, RawCompletion};
-use crate::cq::{CqInner, Queue, Resources};
-use crate::deadline::Deadline;
-use crate::mode::Mode;
-use crate::ops::{check_segment, polled_after_ready, send_wr, Request};
-use crate::pod::RdmaBuf;
-use crate::qp::{Gathered, QpInner, QueuePair};
-use crate::remote::RemoteSegment;
-use crate::segment::Segment;
-use crate::slots::WrId;
-use crate::transport::{CanSend, State, Transport};
+use crate::completions::completion::{Completion, RawCompletion};
+use crate::completions::cq::{CqInner, Queue, Resources};
+use crate::completions::slots::WrId;
+use crate::memory::mode::Mode;
+use crate::memory::pod::RdmaBuf;
+use crate::memory::remote::RemoteSegment;
+use crate::memory::segment::Segment;
+use crate::posting::deadline::Deadline;
+use crate::posting::ops::{check_segment, polled_after_ready, send_wr, Request};
+use crate::queue_pair::qp::{Gathered, QpInner, QueuePair};
+use crate::queue_pair::transport::{CanSend, State, Transport};
 use crate::{Error, Result, Shutdown};
 
 /// The most requests one batch may hold.

@@ -15,16 +15,16 @@ use std::time::Duration;
 
 use safeverbs_sys as sys;
 
-use crate::completion::Completion;
-use crate::cq::{CqInner, Queue, Resources};
-use crate::deadline::Deadline;
-use crate::mode::{Mode, Writable};
-use crate::pod::RdmaBuf;
-use crate::qp::{QpInner, QueuePair};
-use crate::remote::RemoteSegment;
-use crate::segment::{RawSegment, Segment};
-use crate::slots::WrId;
-use crate::transport::{CanRecv, CanSend, Reliable, State, Transport};
+use crate::completions::completion::Completion;
+use crate::completions::cq::{CqInner, Queue, Resources};
+use crate::completions::slots::WrId;
+use crate::memory::mode::{Mode, Writable};
+use crate::memory::pod::RdmaBuf;
+use crate::memory::remote::RemoteSegment;
+use crate::memory::segment::{RawSegment, Segment};
+use crate::posting::deadline::Deadline;
+use crate::queue_pair::qp::{QpInner, QueuePair};
+use crate::queue_pair::transport::{CanRecv, CanSend, Reliable, State, Transport};
 use crate::{Error, Result, Shutdown};
 
 /// What to post.

@@ -2,7 +2,7 @@
 //! read-write ones.
 
 mod sealed {
-    use crate::interval::Access;
+    use crate::memory::interval::Access;
 
     /// Seals [`Mode`](super::Mode) and carries what the library needs of it.
     pub trait Sealed {

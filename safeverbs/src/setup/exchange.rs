@@ -15,7 +15,7 @@ use std::net::{SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
 use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
-use crate::endpoint::{Endpoint, ReadError};
+use crate::setup::endpoint::{Endpoint, ReadError};
 use crate::{Error, Result};
 
 /// The default bound of each wait of the exchange, **30 seconds**: how long
@@ -322,7 +322,7 @@ impl<S: Stream + ?Sized> Drop for Deadline<'_, S> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::endpoint::{DecodeError, TransportKind};
+    use crate::setup::endpoint::{DecodeError, TransportKind};
     use std::thread;
 
     fn endpoint() -> Endpoint {

@@ -4,8 +4,8 @@ use std::fmt;
 use std::marker::PhantomData;
 use std::ops::Range;
 
-use crate::endpoint::DecodeError;
-use crate::pod::{RdmaBuf, RdmaPod};
+use crate::memory::pod::{RdmaBuf, RdmaPod};
+use crate::setup::endpoint::DecodeError;
 use crate::{Error, Result};
 
 /// Size of an encoded [`RemoteRegion`]: address, length, rkey, big-endian.
@@ -250,7 +250,7 @@ impl<T: ?Sized> RemoteSegment<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::connection::Nothing;
+    use crate::setup::connection::Nothing;
 
     fn wire(addr: u64, len: u64, rkey: u32) -> [u8; REMOTE_REGION_LEN] {
         let mut out = [0; REMOTE_REGION_LEN];

@@ -2,7 +2,7 @@
 
 use safeverbs_sys as sys;
 
-use crate::endpoint::TransportKind;
+use crate::setup::endpoint::TransportKind;
 
 mod sealed {
     pub trait Sealed {}

@@ -49,7 +49,7 @@ use std::mem::MaybeUninit;
 use std::ptr::addr_of;
 use std::sync::atomic::{fence, Ordering};
 
-use crate::pod::RdmaPod;
+use crate::memory::pod::RdmaPod;
 
 /// The unit of a volatile copy in the aligned middle of a range.
 type Word = usize;

@@ -5,10 +5,10 @@ use std::marker::PhantomData;
 use std::ops::Range;
 use std::sync::Arc;
 
-use crate::interval::Access as Sharing;
-use crate::mode::{Mode, Writable};
-use crate::pod::{RdmaBuf, RdmaPod};
-use crate::region::RegionInner;
+use crate::memory::interval::Access as Sharing;
+use crate::memory::mode::{Mode, Writable};
+use crate::memory::pod::{RdmaBuf, RdmaPod};
+use crate::memory::region::RegionInner;
 use crate::{Error, Result};
 
 pub(crate) mod shared;

@@ -11,21 +11,21 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::cq::CompletionQueue;
-use crate::endpoint::{Endpoint, TransportKind};
-use crate::exchange::{Deadline, Stream, EXCHANGE_TIMEOUT};
-use crate::fields::{FieldToken, HasFields, Project};
+use crate::completions::cq::CompletionQueue;
 use crate::fingerprint as fp;
-use crate::liveness::Watch;
-use crate::mode::{Mode, Rw, Writable};
-use crate::ops::Post;
-use crate::pd::{Access, ProtectionDomain};
-use crate::pod::RdmaPod;
-use crate::qp::{QpBuilder, QueuePair};
-use crate::region::MemoryRegion;
-use crate::remote::{RemoteRegion, RemoteSegment, REMOTE_REGION_LEN};
-use crate::segment::Segment;
-use crate::transport::{Init, Reliable, Rts, Transport};
+use crate::memory::fields::{FieldToken, HasFields, Project};
+use crate::memory::mode::{Mode, Rw, Writable};
+use crate::memory::pd::{Access, ProtectionDomain};
+use crate::memory::pod::RdmaPod;
+use crate::memory::region::MemoryRegion;
+use crate::memory::remote::{RemoteRegion, RemoteSegment, REMOTE_REGION_LEN};
+use crate::memory::segment::Segment;
+use crate::posting::ops::Post;
+use crate::queue_pair::qp::{QpBuilder, QueuePair};
+use crate::queue_pair::transport::{Init, Reliable, Rts, Transport};
+use crate::setup::endpoint::{Endpoint, TransportKind};
+use crate::setup::exchange::{Deadline, Stream, EXCHANGE_TIMEOUT};
+use crate::setup::liveness::Watch;
 use crate::{Error, Result};
 
 /// A connection type: its transport, what each end sends and what each end
@@ -1085,7 +1085,7 @@ mod tests {
 
     mod handshake {
         use super::super::*;
-        use crate::endpoint::ENCODED_LEN;
+        use crate::setup::endpoint::ENCODED_LEN;
         use std::io::{Read, Write};
         use std::net::TcpListener;
         use std::thread;

@@ -26,11 +26,11 @@ use std::fmt;
 use std::marker::PhantomData;
 use std::sync::Arc;
 
-use crate::mode::{Ro, Rw};
-use crate::pod::RdmaPod;
-use crate::region::{carve, MemoryRegion, RegionInner};
-use crate::remote::{RemoteRegion, RemoteSegment};
-use crate::segment::{RawSegment, Segment};
+use crate::memory::mode::{Ro, Rw};
+use crate::memory::pod::RdmaPod;
+use crate::memory::region::{carve, MemoryRegion, RegionInner};
+use crate::memory::remote::{RemoteRegion, RemoteSegment};
+use crate::memory::segment::{RawSegment, Segment};
 use crate::Result;
 
 /// The permission to project a field: what the library hands to the code

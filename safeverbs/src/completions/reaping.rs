@@ -17,7 +17,7 @@
 //! flag, which formed a store-buffering pattern the model does not forbid
 //! and loom cannot show).
 //!
-//! [`CqInner::poll`]: crate::cq::CqInner::poll
+//! [`CqInner::poll`]: crate::completions::cq::CqInner::poll
 
 use crate::sync::{AtomicU8, Ordering};
 

@@ -549,7 +549,7 @@ mod tests {
 }
 
 /// The slot table under the completion queue's protocol: the real
-/// [`SlotTable`] and the real [`Reaping`](crate::reaping::Reaping), with
+/// [`SlotTable`] and the real [`Reaping`](crate::completions::reaping::Reaping), with
 /// the glue of `CqInner` mirrored here (`poll_request`, `poll`, `reap` and
 /// `deliver` call into the device and cannot run under loom): a request's
 /// future registers its waker, then reaps, then checks again; a reaper
@@ -566,7 +566,7 @@ mod loom_models {
     use loom::thread;
 
     use super::{Delivered, SlotTable, WrId};
-    use crate::reaping::Reaping;
+    use crate::completions::reaping::Reaping;
     use crate::sync::{
         model,
         Ordering::{Relaxed, SeqCst},

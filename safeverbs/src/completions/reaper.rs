@@ -11,7 +11,7 @@
 use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use crate::cq::CqInner;
+use crate::completions::cq::CqInner;
 
 /// How often the adopted queues are polled.
 const TICK: Duration = Duration::from_millis(5);

@@ -9,13 +9,13 @@ use std::task::{Context, Poll, Waker};
 
 use safeverbs_sys as sys;
 
-use crate::completion::RawCompletion;
+use crate::completions::completion::RawCompletion;
+use crate::completions::events::{start_driver, Channel, CqMode};
+use crate::completions::reaping::Reaping;
+use crate::completions::slots::{Delivered, SlotTable, WrId};
 use crate::device::Device;
-use crate::events::{start_driver, Channel, CqMode};
-use crate::qp::QpInner;
-use crate::reaping::Reaping;
-use crate::segment::RawSegment;
-use crate::slots::{Delivered, SlotTable, WrId};
+use crate::memory::segment::RawSegment;
+use crate::queue_pair::qp::QpInner;
 use crate::{Error, Result};
 
 /// How many completions one `ibv_poll_cq` call reaps at most.
@@ -61,7 +61,7 @@ struct Handle(Arc<CqInner>);
 impl Drop for Handle {
     fn drop(&mut self) {
         if self.0.slots().live() > 0 {
-            crate::reaper::adopt(self.0.clone());
+            crate::completions::reaper::adopt(self.0.clone());
         }
     }
 }
@@ -249,7 +249,7 @@ impl CqInner {
             Poll::Ready(Some(done)) => Poll::Ready(done),
             // Only the future that posted `id` takes its result, and then
             // it is done: it was polled again after `Ready`.
-            Poll::Ready(None) => crate::ops::polled_after_ready(),
+            Poll::Ready(None) => crate::posting::ops::polled_after_ready(),
             Poll::Pending => {
                 if self.busy_poll() {
                     cx.waker().wake_by_ref();

@@ -9,12 +9,12 @@ use std::sync::{Arc, Mutex};
 
 use safeverbs_sys as sys;
 
-use crate::interval::IntervalMap;
-use crate::mode::{Mode, Ro, Rw};
-use crate::pd::{Access, PdInner, ProtectionDomain};
-use crate::pod::{RdmaBuf, RdmaPod};
-use crate::remote::RemoteRegion;
-use crate::segment::{shared, RawSegment, Segment};
+use crate::memory::interval::IntervalMap;
+use crate::memory::mode::{Mode, Ro, Rw};
+use crate::memory::pd::{Access, PdInner, ProtectionDomain};
+use crate::memory::pod::{RdmaBuf, RdmaPod};
+use crate::memory::remote::RemoteRegion;
+use crate::memory::segment::{shared, RawSegment, Segment};
 use crate::{Error, Result};
 
 /// The least alignment of a region the library allocates (a page); more

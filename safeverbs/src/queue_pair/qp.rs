@@ -8,15 +8,15 @@ use std::task::{Context, Poll};
 
 use safeverbs_sys as sys;
 
-use crate::completion::{Completion, RawCompletion, WcStatus};
-use crate::cq::{CompletionQueue, CqInner, Queue};
-use crate::credits::Credits;
-pub(crate) use crate::credits::Gathered;
+use crate::completions::completion::{Completion, RawCompletion, WcStatus};
+use crate::completions::cq::{CompletionQueue, CqInner, Queue};
 use crate::device::{mtu_enum, PortInfo};
-use crate::endpoint::Endpoint;
-use crate::gate::Gate;
-use crate::pd::{PdInner, ProtectionDomain};
-use crate::transport::{Failed, Init, Rc, Rtr, Rts, State, Transport};
+use crate::memory::pd::{PdInner, ProtectionDomain};
+use crate::queue_pair::credits::Credits;
+pub(crate) use crate::queue_pair::credits::Gathered;
+use crate::queue_pair::gate::Gate;
+use crate::queue_pair::transport::{Failed, Init, Rc, Rtr, Rts, State, Transport};
+use crate::setup::endpoint::Endpoint;
 use crate::{Error, Result, Shutdown};
 
 /// Options of the reliable transport (ignored by UC).
@@ -646,7 +646,7 @@ impl<T: Transport> QueuePair<T, Init> {
         }
         let (local_fp, what) = inner.fingerprint;
         if local_fp != remote.fingerprint {
-            return Err(crate::connection::fingerprint_error(
+            return Err(crate::setup::connection::fingerprint_error(
                 what,
                 local_fp,
                 remote.fingerprint,

@@ -1,0 +1,7 @@
+//! Posting: operations as futures that own their segments while the NIC
+//! may use them, one at a time ([`ops`]) or chained behind one doorbell
+//! ([`batch`]), with [`deadline`]s.
+
+pub(crate) mod batch;
+pub(crate) mod deadline;
+pub(crate) mod ops;
