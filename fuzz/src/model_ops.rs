@@ -46,7 +46,7 @@ use std::time::{Duration, Instant};
 use safeverbs::model::{Fault, Model};
 use safeverbs::{
     Access, Completion, CompletionQueue, Error, MemoryRegion, Opcode, Post, PostBatch,
-    ProtectionDomain, QueuePair, Rc, RemoteRegion, Result, Rts, Rw, Segment, WcStatus,
+    ProtectionDomain, QueuePair, Rc, RemoteRegion, Result, Rts, Rw, Segment, Shutdown, WcStatus,
 };
 
 use crate::Take;
@@ -114,6 +114,10 @@ enum Outcome {
     Err,
     /// Part of a batch that resolved with an error: some may have executed.
     BatchErr,
+    /// Resolved with `ShutDown(CqFailed)`: the queue overran, so its
+    /// completion may have been lost after it executed; or it was refused
+    /// once the queue had failed. Either may be true.
+    Lost,
 }
 
 #[derive(Clone, Debug)]
@@ -194,6 +198,9 @@ struct World {
     forgotten: Vec<ManuallyDrop<Live>>,
     next_seq: u64,
     next_id: u32,
+    /// A CQ overrun was injected: from then on a poll may fail (the queue
+    /// is broken) and requests may end in `ShutDown(CqFailed)`.
+    overrun: bool,
     /// `MODEL_OPS_TRACE` is set: print each op (to replay a crash).
     trace: bool,
 }
@@ -265,6 +272,7 @@ impl World {
             forgotten: Vec::new(),
             next_seq: 0,
             next_id: 0,
+            overrun: false,
             trace: std::env::var_os("MODEL_OPS_TRACE").is_some(),
         }
     }
@@ -308,10 +316,8 @@ impl World {
             }
             40..=42 => {
                 // Completions of forgotten or dropped futures are reaped
-                // here too; an error (a broken queue) must not happen.
-                if let Err(e) = self.cq.poll() {
-                    panic!("CQ poll failed: {e}");
-                }
+                // here too.
+                self.poll_cq();
                 self.observe();
             }
             43..=44 => self.inject(p[0]),
@@ -708,6 +714,11 @@ impl World {
     }
 
     fn inject(&mut self, p: u8) {
+        if p >= 0xf8 {
+            self.overrun = true;
+            self.model.inject(Fault::CqOverrun);
+            return;
+        }
         let fault = match p % 8 {
             0 => Fault::Fail(WcStatus::RNR_RETRY_EXC_ERR),
             1 => Fault::Fail(WcStatus::RETRY_EXC_ERR),
@@ -832,10 +843,13 @@ impl World {
         // provider's refusal of the whole chain, perhaps (a prefix may have
         // executed). A single request that failed did not execute: it
         // needs no position.
+        // A request failed by a broken queue may have been posted by
+        // this poll and executed before its completion was lost.
+        let lost = matches!(r, Err(Error::ShutDown(Shutdown::CqFailed(_))));
         let posted_now = match &r {
             Ok(_) => true,
             Err(Error::Timeout(..) | Error::Verb { .. }) => false,
-            Err(_) => was_waiting && ops.len() > 1,
+            Err(_) => was_waiting && (ops.len() > 1 || lost),
         };
         for (&k, seg) in ops.iter().zip(&segs) {
             let (off, len) = match self.ops[k].kind {
@@ -856,6 +870,7 @@ impl World {
             }
             self.ops[k].outcome = match (&r, ops.len()) {
                 (Ok(_), _) => Outcome::Ok,
+                _ if lost => Outcome::Lost,
                 (Err(_), 1) => Outcome::Err,
                 (Err(_), _) => Outcome::BatchErr,
             };
@@ -1075,16 +1090,23 @@ impl World {
         }
     }
 
+    /// Reaps the CQ once; an error (a broken queue) is allowed only after
+    /// an injected overrun.
+    fn poll_cq(&mut self) -> usize {
+        match self.cq.poll() {
+            Ok(n) => n,
+            Err(_) if self.overrun => 0,
+            Err(e) => panic!("CQ poll failed: {e}"),
+        }
+    }
+
     /// Reaps until nothing more comes, within [`BOUND`].
     fn drain(&mut self) {
         let start = Instant::now();
         let mut quiet = 0;
         while quiet < 3 {
             let ran = self.model.settle(1000);
-            let reaped = self
-                .cq
-                .poll()
-                .unwrap_or_else(|e| panic!("CQ poll failed: {e}"));
+            let reaped = self.poll_cq();
             quiet = if ran == 0 && reaped == 0 {
                 quiet + 1
             } else {
@@ -1154,7 +1176,7 @@ impl World {
                 .filter(|o| {
                     o.side == peer
                         && matches!(o.kind, Kind::Recv { .. })
-                        && o.outcome == Outcome::Unknown
+                        && matches!(o.outcome, Outcome::Unknown | Outcome::Lost)
                 })
                 .count();
             assert!(
@@ -1282,6 +1304,29 @@ pub fn seeds() -> Vec<(&'static str, Vec<u8>)> {
                     op(WRITE, 1, false, 100, 30, 0, 2),
                     op(DROP_QP, 1, true, 0, 1, 0, 0),
                     op(SEND, 0, false, 40, 30, 0, 0),
+                ]
+                .iter()
+                .chain(&await_all)
+                .copied()
+                .collect::<Vec<_>>(),
+            ),
+        ),
+        (
+            "cq-overrun",
+            story(
+                6,
+                3,
+                &[
+                    op(RECV, 1, false, 0, 40, 0, 0),
+                    op(RECV, 1, false, 40, 40, 0, 0),
+                    op(WRITE, 0, false, 0, 30, 0, 2),
+                    op(FORGET, 0, false, 0, 1, 0, 0),
+                    op(FAULT, 0, false, 0xf8 << 8, 1, 0, 0),
+                    op(SEND, 0, false, 100, 30, 0, 0),
+                    op(BATCH_WRITE, 0, false, 200, 16, 0, 3),
+                    op(CQ_POLL, 0, false, 0, 1, 0, 0),
+                    op(SEND, 0, false, 300, 30, 0, 0),
+                    op(RECV, 1, false, 80, 40, 0, 0),
                 ]
                 .iter()
                 .chain(&await_all)
