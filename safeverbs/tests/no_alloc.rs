@@ -15,7 +15,7 @@ use std::sync::{Mutex, MutexGuard};
 
 use common::{block_on, pair, trials, Skip, Test};
 use safeverbs::__bench::{IntervalMap, Sharing};
-use safeverbs::{Access, Device, Rc};
+use safeverbs::{Access, Device, Rc, MAX_BATCH};
 
 struct Counting;
 /// Every allocation of the process (the device tests: the library's
@@ -92,6 +92,61 @@ fn hundred_thousand_operations_allocate_nothing_after_warm_up(dev: &Device) -> R
     assert_eq!(allocs, 0);
     assert_eq!(p.cq.in_flight(), 0);
     assert_eq!(dst.read_only().unwrap().read(), [((N - 1) as u8); 64]);
+    Ok(())
+}
+
+/// Batched writes of [`MAX_BATCH`] fresh read-only carves each, the
+/// vector handed back reused for the next batch: neither the carves, nor
+/// the chain, nor its completion allocate.
+fn hundred_thousand_batched_writes_from_fresh_read_only_carves_allocate_nothing(
+    dev: &Device,
+) -> Result<(), Skip> {
+    let _alone = counting_alone();
+    let p = pair::<Rc>(dev, MAX_BATCH as u32);
+    let src =
+        p.pd.register_slice(&[[0x3cu8; 16]; MAX_BATCH], Access::local())
+            .unwrap();
+    let dst =
+        p.pd.register_slice(&[[0u8; 16]; MAX_BATCH], Access::remote_write())
+            .unwrap();
+    let remote = dst.remote();
+    let targets: Vec<_> = (0..MAX_BATCH as u64)
+        .map(|k| remote.elem(k).unwrap())
+        .collect();
+    let mut segs = Vec::with_capacity(MAX_BATCH);
+    let mut batch = || {
+        segs.clear(); // the last batch's carves, released
+        segs.extend((0..MAX_BATCH).map(|k| src.elem_ro(k).unwrap()));
+        let (res, back) = block_on(p.a.write_batch(std::mem::take(&mut segs), &targets));
+        res.unwrap();
+        assert_eq!(back.len(), MAX_BATCH);
+        segs = back;
+    };
+    for _ in 0..100 {
+        batch();
+    }
+    let batches = N / MAX_BATCH as u64;
+    let before = ALLOCS.load(Ordering::Relaxed);
+    for _ in 0..batches {
+        batch();
+    }
+    let allocs = ALLOCS.load(Ordering::Relaxed) - before;
+    println!(
+        "{} RC writes in {batches} batches of {MAX_BATCH} fresh read-only carves after warm-up: \
+         {allocs} allocations",
+        batches * MAX_BATCH as u64
+    );
+    assert_eq!(
+        allocs,
+        0,
+        "{} allocations per batch",
+        allocs as f64 / batches as f64
+    );
+    assert_eq!(p.cq.in_flight(), 0);
+    assert_eq!(
+        dst.slice_ro(0..MAX_BATCH).unwrap().to_vec(),
+        [[0x3cu8; 16]; MAX_BATCH]
+    );
     Ok(())
 }
 
@@ -219,5 +274,6 @@ fn main() -> std::process::ExitCode {
         host hundred_thousand_carves_and_releases_of_a_region_map_allocate_nothing,
         device hundred_thousand_operations_allocate_nothing_after_warm_up,
         device hundred_thousand_sends_from_fresh_read_only_carves_allocate_nothing,
+        device hundred_thousand_batched_writes_from_fresh_read_only_carves_allocate_nothing,
     ])
 }
