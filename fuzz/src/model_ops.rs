@@ -1230,7 +1230,18 @@ pub fn seeds() -> Vec<(&'static str, Vec<u8>)> {
         out
     };
     let await_all = [op(AWAIT, 0, false, 0, 1, 0, 0); 6];
+    // Found by the target (minimized): a write executes, its completion is
+    // lost to an injected CQ overrun, its queue pair is dropped, and the
+    // request ended with ShutDown(Dropped), a flush (not executed), instead
+    // of ShutDown(CqFailed) (not known): the oracle saw bytes no admissible
+    // prefix leaves. Fixed in `QpInner::outcome` (`RawCompletion::destroyed`).
+    let cq_lost_after_drop = vec![
+        0x2b, 0x2a, 0x24, 0xf5, 0x00, 0x00, 0x00, 0x00, 0x1a, 0x1a, 0x25, 0x00, 0x93, 0x6c, 0x00,
+        0xd5, 0xd5, 0x6c, 0xfd, 0xff, 0xff, 0x6c, 0x6c, 0xb9, 0x1a, 0x37, 0x37, 0x37, 0x37, 0x6c,
+        0x1a, 0x6c, 0x28, 0x6d,
+    ];
     vec![
+        ("found-cq-lost-after-drop", cq_lost_after_drop),
         (
             "send-recv",
             story(

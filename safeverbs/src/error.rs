@@ -236,7 +236,11 @@ pub enum Shutdown {
     /// A completion queue of the queue pair failed: `ibv_poll_cq` returned
     /// this negative value (an overrun, or a device that failed). No flush
     /// can be reaped from it, so the queue pair was destroyed, which ends
-    /// the device's use of every request's memory.
+    /// the device's use of every request's memory. A request that ends
+    /// with it may or may not have executed (its completion may be the one
+    /// the queue lost): every request outstanding at the destruction ends
+    /// with it, even on a queue pair that was shut down before for another
+    /// cause.
     CqFailed(i32),
 }
 

@@ -476,6 +476,44 @@ fn model_devices_never_share_a_gid() -> Result<(), Skip> {
     Ok(())
 }
 
+/// A request whose completion a failed queue lost may have executed: it
+/// must end with `ShutDown(CqFailed)`, which says so, even when its queue
+/// pair was shut down for another reason first (dropped here). Reporting
+/// the earlier cause would say "flushed", i.e. not executed, of a write
+/// whose bytes did land (found by the `model_ops` fuzz target).
+fn a_request_whose_completion_the_cq_lost_reports_the_cq_failure(dev: &Device) -> Result<(), Skip> {
+    let m = model(dev)?;
+    // Every part bound (`..` would drop the peer, and the CQ handles,
+    // whose background reaper would then poll the broken queue itself).
+    let OneBroken {
+        a,
+        b: _b,
+        src,
+        target,
+        broken: _broken,
+        healthy: _healthy,
+        ..
+    } = OneBroken::new(dev);
+    m.inject(Fault::CqOverrun);
+    let write = a.write(
+        src.slice_ro(0..64).unwrap(),
+        target.remote().slice(0..64).unwrap(),
+    );
+    // The model runs the write; its completion finds the queue full and is
+    // lost. Nobody has polled yet.
+    m.settle(1000);
+    assert_eq!(
+        target.slice_ro(0..64).unwrap().to_vec(),
+        pattern(64, 7),
+        "the write executed"
+    );
+    drop(a); // shut down (dropped) before anyone sees the queue fail
+    let (w, seg) = within_10s(write);
+    failed("a write that executed, whose completion was lost", w);
+    assert_eq!(seg.len(), 64);
+    Ok(())
+}
+
 fn main() -> std::process::ExitCode {
     common::run(trials![
         host the_same_seed_replays_the_same_schedule,
@@ -486,6 +524,7 @@ fn main() -> std::process::ExitCode {
         device injected_statuses_reach_the_future,
         device a_completion_reported_twice_is_delivered_once,
         device a_completion_queue_overrun_fails_its_waiters,
+        device a_request_whose_completion_the_cq_lost_reports_the_cq_failure,
         device a_queue_pair_destroyed_during_a_post_waits_for_it,
         device a_queue_pair_destroyed_during_a_batch_post_waits_for_it,
     ])

@@ -154,6 +154,9 @@ pub(crate) struct RawCompletion {
     pub(crate) status: WcStatus,
     pub(crate) vendor_err: u32,
     pub(crate) completion: Completion,
+    /// No device reported it: its queue pair was destroyed with the
+    /// request outstanding (see [`RawCompletion::destroyed`]).
+    pub(crate) destroyed: bool,
 }
 
 impl RawCompletion {
@@ -170,12 +173,15 @@ impl RawCompletion {
                 imm: has_imm.then(|| u32::from_be(imm)),
                 qp_num: wc.qp_num,
             },
+            destroyed: false,
         }
     }
 
-    /// The flush of a request of queue pair `qp_num` that no device will
-    /// report: its queue pair was destroyed (see `QpInner::destroy`).
-    pub(crate) fn flushed(qp_num: u32) -> Self {
+    /// The end of a request of queue pair `qp_num` that no device will
+    /// report: its queue pair was destroyed (see `QpInner::destroy`). It
+    /// reads as a flush, and its request resolves with the destruction's
+    /// cause (`QpInner::outcome`): whether it executed is not known.
+    pub(crate) fn destroyed(qp_num: u32) -> Self {
         Self {
             status: WcStatus::WR_FLUSH_ERR,
             vendor_err: 0,
@@ -186,6 +192,7 @@ impl RawCompletion {
                 imm: None,
                 qp_num,
             },
+            destroyed: true,
         }
     }
 

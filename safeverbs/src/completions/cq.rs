@@ -356,7 +356,7 @@ impl CqInner {
     /// wakes (and sees [`Error::ShutDown`] through [`QpInner::outcome`]),
     /// or its resources are released if the future is gone.
     pub(crate) fn fail_requests_of(&self, qp: &QpInner) {
-        let flushed = RawCompletion::flushed(qp.qp_num);
+        let destroyed = RawCompletion::destroyed(qp.qp_num);
         let mut released = Vec::new();
         let mut wake = Vec::new();
         {
@@ -368,7 +368,7 @@ impl CqInner {
                 .collect();
             for id in ids {
                 let reaped = |res: &Resources| res.qp.release_credit(res.queue);
-                match slots.complete(id, flushed, |_| true, reaped) {
+                match slots.complete(id, destroyed, |_| true, reaped) {
                     Delivered::Wake(w) => w.into_iter().for_each(|w| wake.push(w)),
                     Delivered::Release(res) => released.push(res),
                     Delivered::Stale => {}

@@ -188,6 +188,7 @@ impl<T: Transport> QpBuilder<T> {
             qp_num: unsafe { (*qp).qp_num },
             gate: Gate::new(),
             shutdown: OnceLock::new(),
+            destroyed: OnceLock::new(),
             port: device.port().clone(),
             psn: random_psn(),
             send_credits: Credits::new(self.max_send_wr),
@@ -259,8 +260,15 @@ pub(crate) struct QpInner {
     /// Every verb call on `qp` is made inside it; closed to destroy `qp`
     /// while handles remain (see [`QpInner::destroy`]).
     gate: Gate,
-    /// Why SafeVerbs moved the queue pair to ERR, or destroyed it, if it did.
+    /// Why SafeVerbs moved the queue pair to ERR, or destroyed it, if it did
+    /// (the first cause): what later posts are refused with, and what a
+    /// flush resolves with.
     shutdown: OnceLock<Shutdown>,
+    /// Why SafeVerbs destroyed the queue pair with requests outstanding, if
+    /// it did: what those requests resolve with (their completions never
+    /// come, so whether they executed is not known, whatever shut the queue
+    /// pair down before).
+    destroyed: OnceLock<Shutdown>,
     port: PortInfo,
     psn: u32,
     send_credits: Credits,
@@ -329,8 +337,9 @@ impl QpInner {
 
     /// Destroys the queue pair for `cause`, now or when the verb calls in
     /// progress on it end, while handles to it may remain: every request
-    /// outstanding on it then resolves with [`Error::ShutDown`] and hands
-    /// its segment back, and later posts are refused with that error.
+    /// outstanding on it then resolves with [`Error::ShutDown`]`(cause)` and
+    /// hands its segment back, and later posts are refused with the first
+    /// shutdown cause.
     ///
     /// For when no flush can come ([`Shutdown::CqFailed`], or a queue pair
     /// that cannot be moved to ERR): after `ibv_destroy_qp` returns, the
@@ -338,6 +347,7 @@ impl QpInner {
     /// pair, without completions), so their resources can be handed back
     /// without one.
     pub(crate) fn destroy(&self, cause: Shutdown) {
+        let _ = self.destroyed.set(cause);
         let _ = self.shutdown.set(cause);
         if self.gate.close() {
             self.finish_destroying();
@@ -482,16 +492,21 @@ impl QpInner {
     }
 
     /// What a completion of this queue pair means for its request: a flush
-    /// after [`shut_down`](Self::shut_down) names the cause.
+    /// after [`shut_down`](Self::shut_down) names the cause; the end of a
+    /// request that the destruction overtook
+    /// ([`RawCompletion::destroyed`]) names the destruction's.
     pub(crate) fn outcome(&self, completion: RawCompletion) -> Result<Completion> {
-        completion
-            .into_result()
-            .map_err(|e| match self.shutdown.get() {
-                Some(&cause) if matches!(e, Error::Completion { status, .. } if status == WcStatus::WR_FLUSH_ERR) => {
-                Error::ShutDown(cause)
-            }
-                _ => e,
-            })
+        let cause = if completion.destroyed {
+            self.destroyed.get()
+        } else if completion.status == WcStatus::WR_FLUSH_ERR {
+            self.shutdown.get()
+        } else {
+            None
+        };
+        match cause {
+            Some(&cause) => Err(Error::ShutDown(cause)),
+            None => completion.into_result(),
+        }
     }
 }
 
