@@ -129,9 +129,50 @@ fn external_memory_of_no_whole_element_is_refused(dev: &Device) {
     drop(buf);
 }
 
+/// Unchecked carves (`unsafe`): exactly the bytes asked for, bounds still
+/// checked, and no entry in the region's overlap map.
+fn unchecked_carves_cover_the_bytes_asked_for(dev: &Device) {
+    let pd = dev.alloc_pd().unwrap();
+    let region = pd.register_slice(&[0u32; 8], Access::local()).unwrap();
+    // SAFETY: no other segment of `region` lives or is made while `seg`
+    // does (the checked carve below comes after it is dropped).
+    let mut seg = unsafe { region.slice_rw_unchecked(2..5) }.unwrap();
+    assert_eq!((seg.offset(), seg.len(), seg.len_bytes()), (8, 3, 12));
+    assert_eq!(
+        region.live_segments(),
+        0,
+        "an unchecked segment holds no map entry"
+    );
+    seg.copy_from(&[7, 8, 9]).unwrap();
+    drop(seg);
+    assert_eq!(
+        region.slice_ro(0..8).unwrap().to_vec(),
+        [0, 0, 7, 8, 9, 0, 0, 0]
+    );
+    // SAFETY: refused before any segment is made.
+    let past = unsafe { region.slice_rw_unchecked(6..9) };
+    assert!(
+        matches!(
+            past,
+            Err(Error::OutOfBounds {
+                start: 24,
+                end: 36,
+                len: 32
+            })
+        ),
+        "{past:?}"
+    );
+    let value = pd.register([1u16; 4], Access::local()).unwrap();
+    // SAFETY: the only segment of `value`.
+    let whole = unsafe { value.read_write_unchecked() };
+    assert_eq!((whole.offset(), whole.len_bytes()), (0, 8));
+    assert_eq!(whole.read(), [1u16; 4]);
+}
+
 fn main() -> std::process::ExitCode {
     common::run(trials![
         device regions_are_aligned_for_types_above_a_page,
         device external_memory_of_no_whole_element_is_refused,
+        device unchecked_carves_cover_the_bytes_asked_for,
     ])
 }
