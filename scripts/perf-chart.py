@@ -15,9 +15,10 @@ W, H = 760, 460
 LEFT, RIGHT, TOP, BOTTOM = 90, 30, 60, 70
 # key in results.json, legend, colour, dash pattern
 SERIES = (
-    ("uchan", "uchan (SafeVerbs, every write signaled)", "#1f77b4", ""),
-    ("perftest", "ib_write_bw -c UC (defaults: CQ moderation 100 below 8 KiB)", "#d62728", ""),
-    ("perftest-Q1", "ib_write_bw -c UC -Q 1 (every write signaled)", "#ff7f0e", "6 4"),
+    ("uchan-l1", "uchan -l 1 (SafeVerbs, one signaled write per post)", "#1f77b4", "6 4"),
+    ("perftest-l1", "ib_write_bw -c UC -Q 1 (one signaled write per post)", "#d62728", "6 4"),
+    ("uchan-l32", "uchan -l 32 (chains of 32, one completion each)", "#1f77b4", ""),
+    ("perftest-l32", "ib_write_bw -c UC -l 32 -Q 32 (post lists of 32)", "#d62728", ""),
 )
 
 
@@ -59,17 +60,17 @@ def main(src="docs/perf/results.json", out="docs/perf/bandwidth.svg"):
         svg.append(f'<line x1="{x:.1f}" y1="{TOP}" x2="{x:.1f}" y2="{H - BOTTOM}" stroke="#eee"/>')
         label = f'{e["size"] // 1024} KiB' if e["size"] >= 1024 else f'{e["size"]} B'
         svg.append(f'<text x="{x:.1f}" y="{H - BOTTOM + 18}" text-anchor="middle">{label}</text>')
-        r1 = e["ratios"]["uchan_over_perftest"]["bw_avg"]
-        r2 = e["ratios"]["uchan_over_perftest-Q1"]["bw_avg"]
+        r1 = e["ratios"]["uchan-l1_over_perftest-l1"]["bw_avg"]
+        r2 = e["ratios"]["uchan-l32_over_perftest-l32"]["bw_avg"]
         text = " / ".join(format(r, ".2f") if r is not None else "-" for r in (r1, r2))
-        svg.append(f'<text x="{x:.1f}" y="{H - BOTTOM + 34}" text-anchor="middle" fill="#555">uchan/perftest {text}</text>')
+        svg.append(f'<text x="{x:.1f}" y="{H - BOTTOM + 34}" text-anchor="middle" fill="#555">-l 1 / -l 32: {text}</text>')
     svg.append(f'<rect x="{LEFT}" y="{TOP}" width="{W - LEFT - RIGHT}" height="{H - TOP - BOTTOM}" fill="none" stroke="#333"/>')
     svg.append(f'<text x="{W / 2}" y="{H - 12}" text-anchor="middle">message size (log scale); '
-               'ratios: uchan / ib_write_bw and uchan / ib_write_bw -Q 1</text>')
+               'ratios uchan / ib_write_bw at 1 and at 32 writes per post</text>')
     svg.append(f'<text transform="translate(22 {(TOP + H - BOTTOM) / 2}) rotate(-90)" text-anchor="middle">'
                'BW average [MB/sec = 2^20 B/s] (log scale)</text>')
     for k, (tool, name, color, dash) in enumerate(SERIES):
-        shift = (k - 1) * 8  # side by side, so that the bars do not hide each other
+        shift = (k - 1.5) * 8  # side by side, so that the bars do not hide each other
         points = []
         for e in sizes:
             runs = [v for v in e.get(tool, {}).get("runs", {}).get("bw_avg", []) if v > 0]

@@ -72,6 +72,11 @@ struct Args {
     /// Message size in bytes
     #[arg(short, long, default_value_t = 65536)]
     size: usize,
+    /// Writes per post (a chain behind one doorbell, one completion), as
+    /// perftest's `-l`: 1 to 32 and at most the TX depth (default: a
+    /// quarter of the TX depth, at most 32)
+    #[arg(short = 'l', long)]
+    post_list: Option<usize>,
     /// Print the result as one JSON object instead of the table
     #[arg(long)]
     json: bool,
@@ -111,6 +116,16 @@ fn run() -> Res<()> {
     let matches = Args::command().get_matches();
     let explicit_device = matches.value_source("device") == Some(ValueSource::CommandLine);
     let args = Args::from_arg_matches(&matches)?;
+    if args
+        .post_list
+        .is_some_and(|l| l == 0 || l > MAX_BATCH || l > args.tx_depth as usize)
+    {
+        return Err(format!(
+            "--post-list must be 1..={} (and at most the TX depth {})",
+            MAX_BATCH, args.tx_depth
+        )
+        .into());
+    }
     if args.size == 0 || args.tx_depth == 0 || args.num_iters == 0 {
         return Err("--size, --tx-depth and --num-iters must be at least 1".into());
     }
@@ -260,8 +275,26 @@ fn client(args: &Args, dev: &Device, server: &str) -> Res<()> {
     let setup = setup(dev, &peer, args.tx_depth);
     print_header(&setup, &qp.endpoint(), &peer, args.json);
 
-    let segments = block_on(post_writes(&qp, segments, remote, args.warmup, |_| {}))?;
-    let report = measure(&qp, segments, remote, size, args.num_iters, args.json)?;
+    let chain = args
+        .post_list
+        .unwrap_or((args.tx_depth as usize / 4).clamp(1, MAX_BATCH));
+    let segments = block_on(post_writes(
+        &qp,
+        segments,
+        remote,
+        chain,
+        args.warmup,
+        |_| {},
+    ))?;
+    let report = measure(
+        &qp,
+        segments,
+        remote,
+        chain,
+        size,
+        args.num_iters,
+        args.json,
+    )?;
     send_done(&mut stream, args.warmup + args.num_iters, &report)?;
     if args.json {
         println!("{}", json(&setup, &report, "\"role\": \"client\""));
@@ -272,19 +305,19 @@ fn client(args: &Args, dev: &Device, server: &str) -> Res<()> {
 }
 
 /// Posts `count` RDMA WRITEs of the idle segments into `remote`, keeping
-/// every segment in flight. Writes go in chains of up to 32 (a quarter of
-/// the TX depth): one doorbell and one signaled completion per chain, the
-/// safe counterpart of perftest's completion moderation (`-Q`). Calls
+/// every segment in flight. Writes go in chains of `chain` (1..=32): one
+/// doorbell and one signaled completion per chain, the safe counterpart of
+/// perftest's post lists (`-l`) and completion moderation (`-Q`). Calls
 /// `on_event` before each write is posted and as each one completes. Hands
 /// the segments back.
 async fn post_writes(
     qp: &QueuePair<Uc, Rts>,
     idle: Vec<Segment<[u8], Ro>>,
     remote: RemoteSegment<[u8]>,
+    batch: usize,
     count: u64,
     mut on_event: impl FnMut(Event),
 ) -> Res<Vec<Segment<[u8], Ro>>> {
-    let batch = (idle.len() / 4).clamp(1, MAX_BATCH);
     let remotes = vec![remote; batch];
     // Chains of segments, reused from one post to the next.
     let mut chains: Vec<Vec<_>> = Vec::new();
@@ -346,6 +379,7 @@ fn measure(
     qp: &QueuePair<Uc, Rts>,
     segments: Vec<Segment<[u8], Ro>>,
     remote: RemoteSegment<[u8]>,
+    chain: usize,
     size: usize,
     iters: u64,
     quiet: bool,
@@ -360,6 +394,7 @@ fn measure(
         qp,
         segments,
         remote,
+        chain,
         iters,
         |event| match event {
             Event::Posted(i) => posted[i as usize] = just_completed.take().unwrap_or_else(now),
