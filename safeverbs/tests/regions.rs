@@ -130,7 +130,8 @@ fn external_memory_of_no_whole_element_is_refused(dev: &Device) {
 }
 
 /// Unchecked carves (`unsafe`): exactly the bytes asked for, bounds still
-/// checked, and no entry in the region's overlap map.
+/// checked, and no entry in the region's overlap map (and `is_empty` says
+/// what a segment's length says).
 fn unchecked_carves_cover_the_bytes_asked_for(dev: &Device) {
     let pd = dev.alloc_pd().unwrap();
     let region = pd.register_slice(&[0u32; 8], Access::local()).unwrap();
@@ -138,6 +139,8 @@ fn unchecked_carves_cover_the_bytes_asked_for(dev: &Device) {
     // does (the checked carve below comes after it is dropped).
     let mut seg = unsafe { region.slice_rw_unchecked(2..5) }.unwrap();
     assert_eq!((seg.offset(), seg.len(), seg.len_bytes()), (8, 3, 12));
+    assert!(!seg.is_empty());
+    assert!(region.slice_ro(4..4).unwrap().is_empty(), "an empty carve");
     assert_eq!(
         region.live_segments(),
         0,
