@@ -226,27 +226,44 @@ fn raw_writes(s: &Setup, t: usize, chain: usize, n: usize, done: &[AtomicUsize])
     let cq = raw_cq(&s.cq);
     let seg = s.src[t].read_write().unwrap();
     let mut sges = [sge_of(&seg); BATCH];
-    let mut wrs: [sys::ibv_send_wr; BATCH] = std::array::from_fn(|_| Default::default());
-    let base = wrs.as_mut_ptr();
-    for (k, wr) in wrs.iter_mut().enumerate() {
-        wr.wr_id = t as u64;
-        wr.sg_list = &mut sges[k];
-        wr.num_sge = 1;
-        wr.opcode = sys::ibv_wr_opcode::IBV_WR_RDMA_WRITE;
-        wr.wr.rdma.remote_addr = s.dst.remote().elem(t as u64).unwrap().addr();
+    let remote = s.dst.remote().elem(t as u64).unwrap();
+    let mut wrs: [sys::ibv_send_wr; BATCH] = std::array::from_fn(|k| {
+        let mut wr = sys::ibv_send_wr {
+            wr_id: t as u64,
+            num_sge: 1,
+            opcode: sys::ibv_wr_opcode::IBV_WR_RDMA_WRITE,
+            ..Default::default()
+        };
+        wr.wr.rdma.remote_addr = remote.addr();
         wr.wr.rdma.rkey = s.dst.rkey();
-        // SAFETY: `k + 1 <= BATCH`: one past the end at most.
-        wr.next = unsafe { base.add(k + 1) };
+        wr.send_flags = if k + 1 == chain {
+            sys::ibv_send_flags::IBV_SEND_SIGNALED.0
+        } else {
+            0
+        };
+        wr
+    });
+    // Every link, every SGE pointer and the head posted come from one
+    // pointer to each array, taken after the last use of the arrays
+    // themselves (a later borrow of the array would invalidate them).
+    let head = wrs.as_mut_ptr();
+    let sge = sges.as_mut_ptr();
+    for k in 0..chain {
+        // SAFETY: `k < chain <= BATCH`: in bounds of both arrays.
+        unsafe {
+            (*head.add(k)).sg_list = sge.add(k);
+            if k + 1 < chain {
+                (*head.add(k)).next = head.add(k + 1);
+            }
+        }
     }
-    wrs[chain - 1].next = std::ptr::null_mut();
-    wrs[chain - 1].send_flags = sys::ibv_send_flags::IBV_SEND_SIGNALED.0;
     let mut wc = [sys::ibv_wc::default(); 2];
     for posted in 1..=n / chain {
         let mut bad = std::ptr::null_mut();
         // SAFETY: `qp` is the live RTS queue pair of `s.a[t]`; the chain
         // is valid and its SGE lies in `seg`, registered on its PD and not
         // handed to anyone else while this loop runs.
-        let rc = unsafe { sys::ibv_post_send(qp, wrs.as_mut_ptr(), &mut bad) };
+        let rc = unsafe { sys::ibv_post_send(qp, head, &mut bad) };
         assert_eq!(rc, 0, "ibv_post_send");
         while done[t].load(Ordering::Acquire) < posted {
             // SAFETY: `cq` is live; `wc` has room for 2 entries.

@@ -846,6 +846,7 @@ impl World {
         // A request failed by a broken queue may have been posted by
         // this poll and executed before its completion was lost.
         let lost = matches!(r, Err(Error::ShutDown(Shutdown::CqFailed(_))));
+        assert!(!lost || self.overrun, "a queue failed with no overrun injected: {r:?}");
         let posted_now = match &r {
             Ok(_) => true,
             Err(Error::Timeout(..) | Error::Verb { .. }) => false,

@@ -321,10 +321,14 @@ impl Error {
 
     /// True for a request flushed because its queue pair went to ERR
     /// (whether SafeVerbs moved it there, [`Error::ShutDown`], or not).
+    /// False for [`Shutdown::CqFailed`]: that request was not flushed, its
+    /// completion may be the one the failed queue lost. (So is, rarely, a
+    /// request of a queue pair that could not be moved to ERR and was
+    /// destroyed instead: it ends with the shutdown's cause.)
     pub fn is_flush(&self) -> bool {
         match self {
             Self::Completion { status, .. } => *status == WcStatus::WR_FLUSH_ERR,
-            Self::ShutDown(_) => true,
+            Self::ShutDown(cause) => !matches!(cause, Shutdown::CqFailed(_)),
             _ => false,
         }
     }
