@@ -230,12 +230,16 @@ impl CqInner {
     /// later. In busy-poll mode a pending request asks to be polled again
     /// whatever happens, so nothing can be lost: the queue is reaped first
     /// and the slot looked at once (one slot-table lock fewer when the
-    /// completion is there).
+    /// completion is there). Either way the mode that decides whether to
+    /// ask is read again after the waker is stored: a driver that stops
+    /// meanwhile wakes every stored waker (`events::stopped`), and one that
+    /// stopped before is seen here.
     pub(crate) fn poll_request(
         &self,
         id: WrId,
         cx: &mut Context<'_>,
     ) -> Poll<(RawCompletion, Resources)> {
+        // Only the order of the two steps depends on this reading.
         let busy = self.busy_poll();
         let mut polled = Poll::Pending;
         if !busy {
@@ -260,7 +264,7 @@ impl CqInner {
             // it is done: it was polled again after `Ready`.
             Poll::Ready(None) => crate::posting::ops::polled_after_ready(),
             Poll::Pending => {
-                if busy {
+                if self.busy_poll() {
                     cx.waker().wake_by_ref();
                 }
                 Poll::Pending

@@ -561,7 +561,7 @@ mod loom_models {
     use std::collections::VecDeque;
     use std::task::{Poll, Wake, Waker};
 
-    use loom::sync::atomic::AtomicUsize;
+    use loom::sync::atomic::{AtomicBool, AtomicUsize};
     use loom::sync::{Arc, Mutex};
     use loom::thread;
 
@@ -616,6 +616,8 @@ mod loom_models {
         /// Calls of the device queue's poll (see `reap`).
         polls: AtomicUsize,
         counts: Arc<Counts>,
+        /// The event driver stopped (`DriverState::stopped`).
+        stopped: AtomicBool,
     }
 
     impl Cq {
@@ -630,6 +632,7 @@ mod loom_models {
                 device: Mutex::new(VecDeque::new()),
                 polls: AtomicUsize::new(0),
                 counts,
+                stopped: AtomicBool::new(false),
             };
             (Arc::new(cq), id)
         }
@@ -682,6 +685,35 @@ mod loom_models {
                 polled = self.slots.lock().unwrap().poll(id, waker);
             }
             polled
+        }
+
+        /// `CqInner::poll_request` in either mode: the mode read first
+        /// orders the steps (event mode: register, reap, check again; busy
+        /// polling: reap, look once); read again once the waker is stored,
+        /// it decides whether the future asks to be polled again (`true`).
+        fn poll_request_in_mode(
+            &self,
+            id: WrId,
+            waker: &Waker,
+        ) -> (Poll<Option<(u32, Resources)>>, bool) {
+            let busy = self.stopped.load(SeqCst);
+            let mut polled = Poll::Pending;
+            if !busy {
+                polled = self.slots.lock().unwrap().poll(id, waker);
+            }
+            if polled.is_pending() && (self.poll() > 0 || busy) {
+                polled = self.slots.lock().unwrap().poll(id, waker);
+            }
+            let asks = polled.is_pending() && self.stopped.load(SeqCst);
+            (polled, asks)
+        }
+
+        /// `events::stopped`: marks the driver stopped, then wakes every
+        /// waker stored in the slots.
+        fn stop_driver(&self) {
+            self.stopped.store(true, SeqCst);
+            let wakers = self.slots.lock().unwrap().wakers();
+            wakers.into_iter().for_each(Waker::wake);
         }
 
         /// `Drop for Post`: abandon, and drop what comes back outside the
@@ -785,6 +817,29 @@ mod loom_models {
             );
             assert_eq!(cq.counts.credits.load(SeqCst), 1, "credits given back");
             assert_eq!(cq.counts.released.load(SeqCst), 1, "resources released");
+        });
+    }
+
+    /// The event driver stops while a future polls in event mode: the
+    /// future is woken by the stopping driver, or asks to be polled again
+    /// itself; never neither (nothing else would wake it: it would sleep
+    /// for ever with its request outstanding).
+    #[test]
+    fn loom_a_stopping_driver_strands_no_waiter() {
+        model(PREEMPTIONS, || {
+            let (cq, id) = Cq::with_request();
+            let driver = {
+                let cq = cq.clone();
+                thread::spawn(move || cq.stop_driver())
+            };
+            let (task, waker) = task();
+            let (polled, asks) = cq.poll_request_in_mode(id, &waker);
+            driver.join().unwrap();
+            assert!(polled.is_pending(), "nothing completed");
+            assert!(
+                asks || task.0.load(SeqCst) > 0,
+                "left pending with no wake-up to come"
+            );
         });
     }
 }
