@@ -231,6 +231,19 @@ impl Model {
         self.fabric.lock().faults.len()
     }
 
+    /// Completion events raised on the model's channels and not taken yet
+    /// (`ibv_get_cq_event`). A channel with one keeps its descriptor
+    /// readable: a driver that never takes them wakes again at once, for
+    /// ever.
+    pub fn unread_events(&self) -> usize {
+        self.fabric
+            .lock()
+            .channels
+            .values()
+            .map(|c| c.events.len())
+            .sum()
+    }
+
     /// Runs scheduler steps until no request can make progress now (a
     /// receiver that is not ready leaves its sender waiting) or `max`
     /// steps ran; returns how many ran. Polling does this a few steps at a
