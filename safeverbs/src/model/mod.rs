@@ -244,6 +244,19 @@ impl Model {
             .sum()
     }
 
+    /// Completion events taken and not acknowledged yet
+    /// (`ibv_ack_cq_events`): `ibv_destroy_cq` of their queue would wait
+    /// for them for ever (the model refuses it with `EBUSY`).
+    pub fn unacked_events(&self) -> u64 {
+        self.fabric
+            .lock()
+            .channels
+            .values()
+            .flat_map(|c| c.unacked.values())
+            .map(|&n| u64::from(n))
+            .sum()
+    }
+
     /// Runs scheduler steps until no request can make progress now (a
     /// receiver that is not ready leaves its sender waiting) or `max`
     /// steps ran; returns how many ran. Polling does this a few steps at a
