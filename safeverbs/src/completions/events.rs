@@ -612,6 +612,34 @@ mod tokio_driver {
 mod tests {
     use super::*;
 
+    use std::os::fd::{AsFd, FromRawFd};
+
+    /// A descriptor made non-blocking reads `EAGAIN` instead of waiting
+    /// (libibverbs' channels block; the model's are created non-blocking,
+    /// so only this test and the device runs reach `set_nonblocking`).
+    #[test]
+    fn set_nonblocking_makes_reads_return_at_once() {
+        let mut fds = [0; 2];
+        // SAFETY: `fds` has room for the two descriptors `pipe` writes.
+        assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
+        // SAFETY: both were just opened and are owned here alone.
+        let (read, _write) =
+            unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+        // SAFETY: fcntl on a descriptor owned here, integer arguments.
+        let flags = || unsafe { libc::fcntl(read.as_raw_fd(), libc::F_GETFL) };
+        assert_eq!(flags() & libc::O_NONBLOCK, 0, "a pipe starts blocking");
+        set_nonblocking(read.as_fd()).unwrap();
+        assert_ne!(flags() & libc::O_NONBLOCK, 0);
+        let mut buf = [0u8; 1];
+        // SAFETY: reads at most one byte into a live buffer.
+        let n = unsafe { libc::read(read.as_raw_fd(), buf.as_mut_ptr().cast(), 1) };
+        assert_eq!(n, -1);
+        assert_eq!(
+            io::Error::last_os_error().raw_os_error(),
+            Some(libc::EAGAIN)
+        );
+    }
+
     /// Yields `events` events, then fails (or reports none left).
     struct Fake {
         events: u32,
