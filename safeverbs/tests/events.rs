@@ -214,7 +214,18 @@ fn driver_stopped(cq: &CompletionQueue) -> (CqMode, String) {
 fn notifier_thread_wakes_sleeping_futures(dev: &Device) {
     let s = split(dev, CqMode::Notifier);
     the_driver_wakes_every_receiver(&s, 25, &on_a_thread);
-    println!("25 x {WIDTH} receives, each woken once by the notifier thread");
+    // Idle for several of the notifier's 100 ms ticks (its poll(2) times
+    // out): it must keep waiting, not stop, and still wake the next ones.
+    std::thread::sleep(Duration::from_millis(350));
+    assert!(
+        s.cq.driver_error().is_none(),
+        "the notifier stopped while idle: {:?}",
+        s.cq.driver_error()
+    );
+    the_driver_wakes_every_receiver(&s, 1, &on_a_thread);
+    println!(
+        "25 x {WIDTH} receives, each woken once by the notifier thread, then idle, then again"
+    );
 }
 
 /// Wakes by panicking: a user's waker that misbehaves.
