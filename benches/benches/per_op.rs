@@ -293,29 +293,33 @@ fn run(provider: &str, path: &str, n: usize) {
 
 /// Seconds for `threads` threads to make `n` single writes each on
 /// `path` ("raw" or "safe"), each on its own queue pair, all on one CQ of
-/// the null provider.
+/// the null provider: from the first thread's start to the last one's end,
+/// each read by the thread itself (the main thread may be descheduled
+/// after the start).
 fn threaded(path: &str, threads: usize, n: usize) -> f64 {
     let s = setup("null", threads);
     let done: Vec<AtomicUsize> = (0..threads).map(|_| AtomicUsize::new(0)).collect();
-    let start = Barrier::new(threads + 1);
-    std::thread::scope(|scope| {
-        for t in 0..threads {
-            let (s, done, start) = (&s, &done, &start);
-            scope.spawn(move || {
-                start.wait();
-                match path {
-                    "safe" => safe_writes(s, t, n),
-                    _ => raw_writes(s, t, 1, n, done),
-                }
-            });
-        }
-        start.wait();
-        let t0 = Instant::now();
-        // The scope joins every thread before it returns.
-        t0
-    })
-    .elapsed()
-    .as_secs_f64()
+    let start = Barrier::new(threads);
+    let spans: Vec<(Instant, Instant)> = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..threads)
+            .map(|t| {
+                let (s, done, start) = (&s, &done, &start);
+                scope.spawn(move || {
+                    start.wait();
+                    let t0 = Instant::now();
+                    match path {
+                        "safe" => safe_writes(s, t, n),
+                        _ => raw_writes(s, t, 1, n, done),
+                    }
+                    (t0, Instant::now())
+                })
+            })
+            .collect();
+        workers.into_iter().map(|w| w.join().unwrap()).collect()
+    });
+    let first = spans.iter().map(|s| s.0).min().unwrap();
+    let last = spans.iter().map(|s| s.1).max().unwrap();
+    (last - first).as_secs_f64()
 }
 
 // --- the driver --------------------------------------------------------------
