@@ -322,9 +322,10 @@ impl Error {
     /// True for a request flushed because its queue pair went to ERR
     /// (whether SafeVerbs moved it there, [`Error::ShutDown`], or not).
     /// False for [`Shutdown::CqFailed`]: that request was not flushed, its
-    /// completion may be the one the failed queue lost. (So is, rarely, a
-    /// request of a queue pair that could not be moved to ERR and was
-    /// destroyed instead: it ends with the shutdown's cause.)
+    /// completion may be the one the failed queue lost. One case reads as a
+    /// flush without being one: a queue pair that could not be moved to ERR
+    /// (`ibv_modify_qp` failed) is destroyed instead, and its requests end
+    /// with the shutdown's cause, for which this is true.
     pub fn is_flush(&self) -> bool {
         match self {
             Self::Completion { status, .. } => *status == WcStatus::WR_FLUSH_ERR,

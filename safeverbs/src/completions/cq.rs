@@ -382,7 +382,7 @@ impl CqInner {
             for id in ids {
                 let reaped = |res: &Resources| res.qp.release_credit(res.queue);
                 match slots.complete(id, destroyed, |_| true, reaped) {
-                    Delivered::Wake(w) => w.into_iter().for_each(|w| wake.push(w)),
+                    Delivered::Wake(w) => wake.extend(w),
                     Delivered::Release(res) => released.push(res),
                     Delivered::Stale => {}
                 }

@@ -215,7 +215,8 @@ impl<B: ?Sized + RdmaBuf, M: Mode> PostBatch<B, M> {
         }
         let mut bad: *mut sys::ibv_send_wr = std::ptr::null_mut();
         // SAFETY: the QP is live (we are inside its gate); `wrs[..n]`,
-        // written above, is a chain (the last `next` is null) whose SGEs lie in regions registered on the QP's PD
+        // written above, is a chain (the last `next` is null) whose SGEs
+        // lie in regions registered on the QP's PD
         // (`check_segment`), kept alive and unaliased by the slot table
         // until reaped (or the QP is destroyed); `sges` and `wrs` outlive
         // the call.
