@@ -179,6 +179,19 @@ pub enum Error {
          `enable_io()` (or `enable_all()`), or use CqMode::Notifier"
     )]
     TokioIoDisabled,
+    /// A message too long to post inline on this queue pair (see
+    /// `QueuePair::send_inline`); nothing was posted.
+    #[error(
+        "a message of {len} bytes cannot be posted inline: this queue pair takes at most {max} \
+         (ask for more with QpBuilder::max_inline_data, up to MAX_INLINE, or send it from a \
+         registered segment)"
+    )]
+    InlineTooLong {
+        /// The message's bytes.
+        len: usize,
+        /// `QueuePair::max_inline_data`.
+        max: usize,
+    },
     /// Memory to register holds no whole element: nothing would be
     /// registered, and `ibv_reg_mr` cannot register nothing.
     #[error(

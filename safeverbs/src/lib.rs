@@ -187,6 +187,7 @@ pub use memory::region::MemoryRegion;
 pub use memory::remote::{RemoteRegion, RemoteSegment, REMOTE_REGION_LEN};
 pub use memory::segment::Segment;
 pub use posting::batch::{PostBatch, MAX_BATCH};
+pub use posting::inline::{Inline, MAX_INLINE};
 pub use posting::ops::Post;
 pub use queue_pair::qp::{QpBuilder, QueuePair, TransitionError};
 pub use queue_pair::transport::{

@@ -1,7 +1,9 @@
 //! Posting: operations as futures that own their segments while the NIC
 //! may use them, one at a time ([`ops`]) or chained behind one doorbell
-//! ([`batch`]), with [`deadline`]s.
+//! ([`batch`]), or copied into the request while posting
+//! ([`inline`]), with [`deadline`]s.
 
 pub(crate) mod batch;
 pub(crate) mod deadline;
+pub(crate) mod inline;
 pub(crate) mod ops;

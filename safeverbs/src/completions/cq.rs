@@ -30,7 +30,9 @@ pub(crate) enum Queue {
 
 /// What a posted work request keeps alive until its completion is reaped.
 pub(crate) struct Resources {
-    pub(crate) segment: RawSegment,
+    /// The memory the NIC reads or writes; none for an inline request,
+    /// whose bytes the provider copied while posting.
+    pub(crate) segment: Option<RawSegment>,
     pub(crate) qp: Arc<QpInner>,
     pub(crate) queue: Queue,
     /// For the signaled request of a batch: the unsignaled request posted

@@ -22,7 +22,7 @@ use std::time::Duration;
 
 use safeverbs_sys as sys;
 
-use super::state::{Channel, Cq, Fabric, Mr, Nic, Pd, Ptr, State};
+use super::state::{Channel, Cq, Fabric, InlineData, Mr, Nic, Pd, Ptr, State};
 use super::LIMITS;
 
 /// A model device context.
@@ -590,7 +590,11 @@ unsafe extern "C" fn post_recv(
 trait Request {
     fn next(&self) -> *mut Self;
     fn sg_list(&self) -> (*mut sys::ibv_sge, c_int);
-    fn queue(&self, st: &mut State, qpn: u32, sges: &[sys::ibv_sge]) -> Result<(), c_int>;
+    /// Queues the request on `qpn`.
+    ///
+    /// # Safety
+    /// The post's contract (see [`post`]).
+    unsafe fn queue(&self, st: &mut State, qpn: u32, sges: &[sys::ibv_sge]) -> Result<(), c_int>;
 }
 
 impl Request for sys::ibv_send_wr {
@@ -600,8 +604,14 @@ impl Request for sys::ibv_send_wr {
     fn sg_list(&self) -> (*mut sys::ibv_sge, c_int) {
         (self.sg_list, self.num_sge)
     }
-    fn queue(&self, st: &mut State, qpn: u32, sges: &[sys::ibv_sge]) -> Result<(), c_int> {
-        st.queue_send(qpn, self, sges)
+    unsafe fn queue(&self, st: &mut State, qpn: u32, sges: &[sys::ibv_sge]) -> Result<(), c_int> {
+        let inline = match self.send_flags & sys::ibv_send_flags::IBV_SEND_INLINE.0 {
+            0 => None,
+            // SAFETY: the post's contract: an inline request's scatter
+            // list holds bytes readable until the post returns.
+            _ => Some(unsafe { InlineData::copy(sges) }.ok_or(libc::EINVAL)?),
+        };
+        st.queue_send(qpn, self, sges, inline)
     }
 }
 
@@ -612,7 +622,7 @@ impl Request for sys::ibv_recv_wr {
     fn sg_list(&self) -> (*mut sys::ibv_sge, c_int) {
         (self.sg_list, self.num_sge)
     }
-    fn queue(&self, st: &mut State, qpn: u32, sges: &[sys::ibv_sge]) -> Result<(), c_int> {
+    unsafe fn queue(&self, st: &mut State, qpn: u32, sges: &[sys::ibv_sge]) -> Result<(), c_int> {
         st.queue_recv(qpn, self, sges)
     }
 }
@@ -622,8 +632,9 @@ impl Request for sys::ibv_recv_wr {
 ///
 /// # Safety
 /// libibverbs' contract for posting: `qp` is a live QP of this provider,
-/// `wr` a valid chain whose scatter lists hold `num_sge` entries, `bad` a
-/// valid out-parameter.
+/// `wr` a valid chain whose scatter lists hold `num_sge` entries (whose
+/// bytes, for an `IBV_SEND_INLINE` request, are readable until this
+/// returns), `bad` a valid out-parameter.
 unsafe fn post<W: Request>(qp: *mut sys::ibv_qp, wr: *mut W, bad: *mut *mut W) -> c_int {
     // SAFETY: the contract: a QP of this provider, live or retired (then
     // still allocated, and `id` below stops the process).
@@ -643,7 +654,8 @@ unsafe fn post<W: Request>(qp: *mut sys::ibv_qp, wr: *mut W, bad: *mut *mut W) -
         let sges = unsafe { sge_list(list, n) };
         let queued = match refuse_at {
             Some(at) if at == k => Err(libc::ENOMEM),
-            _ => w.queue(&mut st, qpn, sges),
+            // SAFETY: the contract.
+            _ => unsafe { w.queue(&mut st, qpn, sges) },
         };
         k += 1;
         if let Err(code) = queued {

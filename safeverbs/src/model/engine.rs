@@ -204,7 +204,20 @@ impl State {
         } else {
             0
         };
-        let Some(local) = self.spans(w.sges.as_slice(), pd, local_need) else {
+        // Inline data is read from a copy of the one the request holds (no
+        // key, no registration), which lives until the DMA below.
+        let mut inline = w.inline;
+        let local = match &mut inline {
+            Some(data) => {
+                let (ptr, len) = data.source();
+                let mut spans = Spans::default();
+                spans.list[0] = Span { ptr, len };
+                spans.len = 1;
+                Some(spans)
+            }
+            None => self.spans(w.sges.as_slice(), pd, local_need),
+        };
+        let Some(local) = local else {
             return self.fail(qpn, WcStatus::LOC_PROT_ERR);
         };
         let (remote_addr, rkey, imm) = (w.remote_addr, w.rkey, w.imm);
@@ -451,7 +464,9 @@ fn copy(from: &[Span], to: &[Span]) {
         // `ibv_dereg_mr`, which cannot run while we hold the lock (`Mr`);
         // the target was checked for local or remote write access; `a + n`
         // and `b + n` stay within their spans. The two may overlap (a
-        // region written onto itself): `copy` allows that.
+        // region written onto itself): `copy` allows that. (Or the source
+        // is the local copy of a request's inline data, `execute`'s, alive
+        // and untouched while this runs.)
         unsafe { std::ptr::copy(src.ptr.add(a), dst.ptr.add(b), n) };
         a += n;
         b += n;

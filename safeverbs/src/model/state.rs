@@ -218,12 +218,62 @@ impl Sges {
     }
 }
 
-/// A send-queue request as posted: descriptors only, no bytes.
+/// Inline bytes a queue pair may be created for (`max_inline_data`); the
+/// model allows exactly what is asked, up to this.
+pub(crate) const MAX_INLINE_DATA: usize = 256;
+
+/// The bytes of an inline request, copied while it was posted.
+#[derive(Clone, Copy)]
+pub(crate) struct InlineData {
+    bytes: [u8; MAX_INLINE_DATA],
+    len: usize,
+}
+
+impl InlineData {
+    /// The bytes of `sges`, in order; `None` if they are more than
+    /// [`MAX_INLINE_DATA`].
+    ///
+    /// # Safety
+    /// Each entry's `length` bytes at `addr` are readable now (what
+    /// `ibv_post_send(3)` asks of an `IBV_SEND_INLINE` request's caller).
+    pub(crate) unsafe fn copy(sges: &[sys::ibv_sge]) -> Option<Self> {
+        let mut data = Self {
+            bytes: [0; MAX_INLINE_DATA],
+            len: 0,
+        };
+        for s in sges.iter().filter(|s| s.length > 0) {
+            let n = s.length as usize;
+            let end = data.len.checked_add(n).filter(|&e| e <= MAX_INLINE_DATA)?;
+            // An address the library exposed (a pointer cast to an
+            // integer), taken back as a pointer: no registration stands
+            // behind inline data.
+            let ptr = s.addr as usize as *const u8;
+            // SAFETY: the caller's contract: `n` readable bytes at `ptr`.
+            let src = unsafe { std::slice::from_raw_parts(ptr, n) };
+            data.bytes[data.len..end].copy_from_slice(src);
+            data.len = end;
+        }
+        Some(data)
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Where a request's DMA reads the bytes: this copy.
+    pub(crate) fn source(&mut self) -> (*mut u8, usize) {
+        (self.bytes.as_mut_ptr(), self.len)
+    }
+}
+
+/// A send-queue request as posted: descriptors only, no bytes (but for
+/// inline data, which is copied when posted).
 pub(crate) struct SendWqe {
     pub(crate) wr_id: u64,
     pub(crate) opcode: sys::ibv_wr_opcode,
     pub(crate) signaled: bool,
     pub(crate) sges: Sges,
+    pub(crate) inline: Option<InlineData>,
     pub(crate) remote_addr: u64,
     pub(crate) rkey: u32,
     pub(crate) imm: u32,
@@ -295,7 +345,7 @@ impl State {
             || cap.max_recv_wr > LIMITS.max_qp_wr
             || cap.max_send_sge > LIMITS.max_sge
             || cap.max_recv_sge > LIMITS.max_sge
-            || cap.max_inline_data > 0
+            || cap.max_inline_data as usize > MAX_INLINE_DATA
         {
             return Err(libc::EINVAL);
         }
@@ -410,12 +460,14 @@ impl State {
         0
     }
 
-    /// Queues one send request (`ibv_post_send`'s checks; no bytes read).
+    /// Queues one send request (`ibv_post_send`'s checks; no bytes read
+    /// but the `inline` ones, copied while posting).
     pub(crate) fn queue_send(
         &mut self,
         qpn: u32,
         wr: &sys::ibv_send_wr,
         sges: &[sys::ibv_sge],
+        inline: Option<InlineData>,
     ) -> std::result::Result<(), i32> {
         use sys::ibv_wr_opcode as O;
         let qp = self.qps.get_mut(&qpn).ok_or(libc::EINVAL)?;
@@ -430,8 +482,12 @@ impl State {
             O::IBV_WR_RDMA_READ => qp.kind == Kind::Rc,
             _ => false,
         };
-        let inline = wr.send_flags & sys::ibv_send_flags::IBV_SEND_INLINE.0 != 0;
-        if !supported || inline || sges.len() > qp.cap.max_send_sge as usize {
+        // Inline data: sends and writes only, up to what the queue pair
+        // was created for.
+        let inline_ok = inline.is_none_or(|d| {
+            wr.opcode != O::IBV_WR_RDMA_READ && d.len() <= qp.cap.max_inline_data as usize
+        });
+        if !supported || !inline_ok || sges.len() > qp.cap.max_send_sge as usize {
             return Err(libc::EINVAL);
         }
         if qp.sq.len() + qp.acks.len() >= qp.cap.max_send_wr as usize {
@@ -449,6 +505,7 @@ impl State {
             opcode: wr.opcode,
             signaled,
             sges: Sges::new(sges),
+            inline,
             remote_addr: rdma.remote_addr,
             rkey: rdma.rkey,
             imm,

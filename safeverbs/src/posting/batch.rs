@@ -179,7 +179,7 @@ impl<B: ?Sized + RdmaBuf, M: Mode> PostBatch<B, M> {
                     lkey: raw.region.lkey,
                 };
                 let id = slots.acquire(Resources {
-                    segment: raw,
+                    segment: Some(raw),
                     qp: qp.clone(),
                     queue: Queue::Send,
                     rider,
@@ -245,7 +245,7 @@ impl<B: ?Sized + RdmaBuf, M: Mode> PostBatch<B, M> {
                 if completion.is_none() {
                     qp.release_credit(Queue::Send);
                 }
-                self.segments.push(Segment::from_raw(res.segment));
+                self.segments.extend(res.segment.map(Segment::from_raw));
             }
         }
         drop(slots);
@@ -311,14 +311,14 @@ impl<B: ?Sized + RdmaBuf, M: Mode> Future for PostBatch<B, M> {
                     let mut slots = cq.slots();
                     for &id in &ids[..n - 1] {
                         if let Some((r, c)) = slots.reclaim(id) {
-                            this.segments.push(Segment::from_raw(r.segment));
+                            this.segments.extend(r.segment.map(Segment::from_raw));
                             if let Some(c) = c.filter(|c| c.into_result().is_err()) {
                                 first_err.get_or_insert(c);
                             }
                         }
                     }
                     drop(slots);
-                    this.segments.push(Segment::from_raw(res.segment));
+                    this.segments.extend(res.segment.map(Segment::from_raw));
                     this.segments.rotate_left(refused);
                     let result = res.qp.outcome(first_err.unwrap_or(completion));
                     return Poll::Ready((result, std::mem::take(&mut this.segments)));

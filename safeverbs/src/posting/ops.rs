@@ -54,19 +54,163 @@ impl Request {
     }
 }
 
-enum Phase {
+/// Where a single request is in its life: every single-request future
+/// ([`Post`], [`Inline`](crate::Inline)) runs this phase machine, over
+/// what it carries until it is posted (`P`: a segment, or inline bytes).
+pub(crate) enum Phase<P> {
     /// Not posted yet: the queue was full.
     Waiting {
         request: Request,
-        segment: RawSegment,
+        payload: P,
         qp: Arc<QpInner>,
     },
-    /// Posted; the resources are in `cq`'s slot table under `id`.
+    /// Posted; what the NIC may use is in `cq`'s slot table under `id`.
     Posted { cq: Arc<CqInner>, id: WrId },
     /// Refused before posting.
-    Failed { error: Error, segment: RawSegment },
+    Failed { error: Error, payload: P },
     /// The output was taken.
     Done,
+}
+
+/// What a request carries to its posting: [`Payload::post`] posts it.
+pub(crate) trait Payload: Sized {
+    /// Posts `request` carrying `self`; a credit has been taken and the
+    /// checks of its kind passed.
+    fn post(self, qp: &Arc<QpInner>, request: Request) -> Phase<Self>;
+}
+
+/// What a single request's future hands back with its result.
+pub(crate) enum Back<P> {
+    /// Never posted: what it carried.
+    Unposted(P),
+    /// Completed: what the slot table kept for the NIC (the segment; none
+    /// for an inline request, whose bytes the provider copied).
+    Held(Option<RawSegment>),
+}
+
+/// The phase machine of one request and its deadline (see [`Phase`]).
+pub(crate) struct InFlight<P> {
+    phase: Phase<P>,
+    deadline: Option<Deadline>,
+}
+
+impl<P> InFlight<P> {
+    /// Posts at once if the queue has room (`checked` is what the checks
+    /// before posting found), else waits for it.
+    pub(crate) fn start(
+        qp: &Arc<QpInner>,
+        request: Request,
+        payload: P,
+        checked: Result<()>,
+    ) -> Self
+    where
+        P: Payload,
+    {
+        let phase = if let Err(error) = checked {
+            Phase::Failed { error, payload }
+        } else if qp.take_credit(request.queue()) {
+            payload.post(qp, request)
+        } else {
+            Phase::Waiting {
+                request,
+                payload,
+                qp: qp.clone(),
+            }
+        };
+        Self {
+            phase,
+            deadline: None,
+        }
+    }
+
+    /// Refused before posting: resolves at once to `error`.
+    pub(crate) fn failed(error: Error, payload: P) -> Self {
+        Self {
+            phase: Phase::Failed { error, payload },
+            deadline: None,
+        }
+    }
+
+    /// See [`Post::timeout`].
+    pub(crate) fn set_timeout(&mut self, after: Duration) {
+        self.deadline = Some(Deadline::after(after));
+    }
+
+    /// The phase, as `Debug` shows it.
+    pub(crate) fn describe(&self) -> &'static str {
+        match &self.phase {
+            Phase::Waiting { .. } => "waiting for a queue slot",
+            Phase::Posted { .. } => "posted",
+            Phase::Failed { .. } => "failed",
+            Phase::Done => "done",
+        }
+    }
+
+    pub(crate) fn poll(&mut self, cx: &mut Context<'_>) -> Poll<(Result<Completion>, Back<P>)>
+    where
+        P: Payload,
+    {
+        loop {
+            match std::mem::replace(&mut self.phase, Phase::Done) {
+                Phase::Waiting {
+                    request,
+                    payload,
+                    qp,
+                } => {
+                    let queue = request.queue();
+                    if qp
+                        .poll_credits(queue, cx, |qp| qp.take_credit(queue))
+                        .is_ready()
+                    {
+                        self.phase = payload.post(&qp, request);
+                        continue;
+                    }
+                    if let Some(deadline) = self.deadline.filter(|d| d.passed(cx, true)) {
+                        let error = Error::Timeout(deadline.bound(), "room in the queue");
+                        return Poll::Ready((Err(error), Back::Unposted(payload)));
+                    }
+                    self.phase = Phase::Waiting {
+                        request,
+                        payload,
+                        qp,
+                    };
+                    return Poll::Pending;
+                }
+                Phase::Failed { error, payload } => {
+                    return Poll::Ready((Err(error), Back::Unposted(payload)));
+                }
+                Phase::Posted { cq, id } => {
+                    if let Poll::Ready((completion, res)) = cq.poll_request(id, cx) {
+                        let result = res.qp.outcome(completion);
+                        return Poll::Ready((result, Back::Held(res.segment)));
+                    }
+                    if let Some(deadline) = self.deadline {
+                        if deadline.passed(cx, cq.busy_poll()) {
+                            // The flush resolves the request; no need to
+                            // check again.
+                            self.deadline = None;
+                            cq.shut_down_owner(id, Shutdown::DeadlineExpired);
+                        }
+                    }
+                    self.phase = Phase::Posted { cq, id };
+                    return Poll::Pending;
+                }
+                Phase::Done => return polled_after_ready(),
+            }
+        }
+    }
+}
+
+impl<P> Drop for InFlight<P> {
+    fn drop(&mut self) {
+        if let Phase::Posted { cq, id } = &self.phase {
+            // The NIC may still use the segment: leave it in the slot table
+            // (abandoned) until the completion is reaped. If it already
+            // completed, its resources are dropped here, outside the lock.
+            let released = cq.slots().abandon(*id);
+            drop(released);
+        }
+    }
 }
 
 /// A posted (or about to be posted) operation. Resolves to the completion
@@ -80,47 +224,31 @@ enum Phase {
 /// that panics in debug builds and stays `Pending` in release builds.
 #[must_use = "the operation is posted; await it to get the segment back"]
 pub struct Post<T: ?Sized, M> {
-    phase: Phase,
-    deadline: Option<Deadline>,
+    flight: InFlight<RawSegment>,
     _type: PhantomData<fn() -> Segment<T, M>>,
 }
 
 impl<T: ?Sized + RdmaBuf, M: Mode> std::fmt::Debug for Post<T, M> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let phase = match &self.phase {
-            Phase::Waiting { .. } => "waiting for a queue slot",
-            Phase::Posted { .. } => "posted",
-            Phase::Failed { .. } => "failed",
-            Phase::Done => "done",
-        };
-        f.debug_struct("Post").field("phase", &phase).finish()
+        f.debug_struct("Post")
+            .field("phase", &self.flight.describe())
+            .finish()
     }
 }
 
 impl<T: ?Sized + RdmaBuf, M: Mode> Post<T, M> {
     fn start(qp: &Arc<QpInner>, request: Request, segment: RawSegment) -> Self {
-        let phase = if let Err(error) = check_segment(qp, &segment) {
-            Phase::Failed { error, segment }
-        } else if qp.take_credit(request.queue()) {
-            post(qp, request, segment)
-        } else {
-            Phase::Waiting {
-                request,
-                segment,
-                qp: qp.clone(),
-            }
-        };
-        Self {
-            phase,
-            deadline: None,
-            _type: PhantomData,
-        }
+        let checked = check_segment(qp, &segment);
+        Self::of(InFlight::start(qp, request, segment, checked))
     }
 
     fn fail(error: Error, segment: RawSegment) -> Self {
+        Self::of(InFlight::failed(error, segment))
+    }
+
+    fn of(flight: InFlight<RawSegment>) -> Self {
         Self {
-            phase: Phase::Failed { error, segment },
-            deadline: None,
+            flight,
             _type: PhantomData,
         }
     }
@@ -153,19 +281,26 @@ impl<T: ?Sized, M> Post<T, M> {
     /// # }
     /// ```
     pub fn timeout(mut self, after: Duration) -> Self {
-        self.deadline = Some(Deadline::after(after));
+        self.flight.set_timeout(after);
         self
     }
 }
 
-/// What every post checks before it reaches the provider.
-pub(crate) fn check_segment(qp: &QpInner, segment: &RawSegment) -> Result<()> {
+/// What every post checks before it reaches the provider: the queue pair
+/// takes requests.
+pub(crate) fn check_queue_pair(qp: &QpInner) -> Result<()> {
     // A queue pair SafeVerbs has shut down takes nothing more: a request
     // posted to it in ERR need not be flushed (rxe does not), so it would
     // never resolve.
-    if let Some(cause) = qp.shutdown_cause() {
-        return Err(Error::ShutDown(cause));
+    match qp.shutdown_cause() {
+        Some(cause) => Err(Error::ShutDown(cause)),
+        None => Ok(()),
     }
+}
+
+/// What every post of a segment checks before it reaches the provider.
+pub(crate) fn check_segment(qp: &QpInner, segment: &RawSegment) -> Result<()> {
+    check_queue_pair(qp)?;
     // The lkey is resolved in the QP's protection domain: a region of
     // another one (or of another device context) must not be posted.
     if !Arc::ptr_eq(&segment.region.pd, &qp.pd) {
@@ -182,28 +317,59 @@ pub(crate) fn check_segment(qp: &QpInner, segment: &RawSegment) -> Result<()> {
     Ok(())
 }
 
-/// Posts `request` over `segment`; a credit has been taken and
-/// [`check_segment`] passed.
-fn post(qp: &Arc<QpInner>, request: Request, segment: RawSegment) -> Phase {
+impl Payload for RawSegment {
+    /// [`check_segment`] passed.
+    fn post(self, qp: &Arc<QpInner>, request: Request) -> Phase<Self> {
+        let sge = sys::ibv_sge {
+            addr: self.addr(),
+            length: self.len as u32, // checked by `check_segment`
+            lkey: self.region.lkey,
+        };
+        // The SGE lies in the segment's region, registered on the QP's PD
+        // (`check_segment`), and the slot table keeps the segment.
+        match post_one(qp, request, sge, 0, Some(self)) {
+            Posting::Posted(cq, id) => Phase::Posted { cq, id },
+            Posting::Refused(error, Some(payload)) => Phase::Failed { error, payload },
+            // `post_one` hands back what it was given.
+            Posting::Refused(_, None) => Phase::Done,
+        }
+    }
+}
+
+/// What [`post_one`] did.
+pub(crate) enum Posting {
+    /// The request is the device's, its resources in `cq`'s slot table.
+    Posted(Arc<CqInner>, WrId),
+    /// The provider took nothing: the error, and what the slot held.
+    Refused(Error, Option<RawSegment>),
+}
+
+/// Posts `request` over `sge` with the extra `flags`, keeping `held` in the
+/// slot table until its completion is reaped; a credit of its queue has
+/// been taken. `sge`'s bytes lie in `held`'s segment (registered on the
+/// QP's PD), or, inline (`IBV_SEND_INLINE` in `flags`), in memory the
+/// caller keeps alive until this returns: the provider copies them while
+/// posting.
+pub(crate) fn post_one(
+    qp: &Arc<QpInner>,
+    request: Request,
+    mut sge: sys::ibv_sge,
+    flags: u32,
+    held: Option<RawSegment>,
+) -> Posting {
     let queue = request.queue();
     let inside = match qp.enter() {
         Ok(inside) => inside,
         Err(error) => {
             qp.release_credit(queue);
-            return Phase::Failed { error, segment };
+            return Posting::Refused(error, held);
         }
-    };
-    let len = segment.len as u32; // checked by `check_segment`
-    let mut sge = sys::ibv_sge {
-        addr: segment.addr(),
-        length: len,
-        lkey: segment.region.lkey,
     };
     let cq = qp.cq(queue).clone();
     // The slot is taken before posting: the completion may be reaped
     // before `ibv_post_*` even returns.
     let id = cq.slots().acquire(Resources {
-        segment,
+        segment: held,
         qp: qp.clone(),
         queue,
         rider: None,
@@ -220,18 +386,21 @@ fn post(qp: &Arc<QpInner>, request: Request, segment: RawSegment) -> Phase {
             };
             let mut bad = std::ptr::null_mut();
             // SAFETY: the QP is live (we are inside its gate); `wr` is a
-            // one-element chain whose SGE lies inside a region registered
-            // on the QP's PD (`check_segment`), kept alive and unaliased by
-            // the slot table until the completion is reaped (or the QP is
-            // destroyed).
+            // one-element chain whose SGE lies in the held segment
+            // (`post_one`'s contract), kept alive and unaliased by the slot
+            // table until the completion is reaped (or the QP is destroyed).
             let rc = unsafe { sys::ibv_post_recv(inside.raw(), &mut wr, &mut bad) };
             (rc, std::ptr::eq(bad, &wr), "ibv_post_recv")
         }
         _ => {
             let mut wr = send_wr(id, &mut sge, request);
+            wr.send_flags |= flags;
             let mut bad = std::ptr::null_mut();
-            // SAFETY: as for the receive; remote address and rkey are
-            // checked by the NIC against the peer's registration.
+            // SAFETY: as for the receive, or, inline, the SGE's bytes are
+            // alive until this returns (`post_one`'s contract) and the
+            // provider copies them before it returns (`IBV_SEND_INLINE`,
+            // `ibv_post_send(3)`); remote address and rkey are checked by
+            // the NIC against the peer's registration.
             let rc = unsafe { sys::ibv_post_send(inside.raw(), &mut wr, &mut bad) };
             (rc, std::ptr::eq(bad, &wr), "ibv_post_send")
         }
@@ -245,7 +414,7 @@ fn post(qp: &Arc<QpInner>, request: Request, segment: RawSegment) -> Phase {
         if let Some(cause) = qp.shutdown_cause() {
             qp.shut_down(cause);
         }
-        return Phase::Posted { cq, id };
+        return Posting::Posted(cq, id);
     }
     if !refused {
         // The provider may have queued the request before failing (rxe
@@ -258,20 +427,17 @@ fn post(qp: &Arc<QpInner>, request: Request, segment: RawSegment) -> Phase {
             "post failed after queueing; shutting the queue pair down"
         );
         qp.shut_down(Shutdown::PostFailed(rc.abs()));
-        return Phase::Posted { cq, id };
+        return Posting::Posted(cq, id);
     }
     let cancelled = cq.slots().cancel(id);
     match cancelled {
         Some(res) => {
             qp.release_credit(queue);
-            Phase::Failed {
-                error: Error::errno(verb, rc),
-                segment: res.segment,
-            }
+            Posting::Refused(Error::errno(verb, rc), res.segment)
         }
         // The queue pair was destroyed while we posted, which completed the
         // request (credit included): it resolves like any completion.
-        None => Phase::Posted { cq, id },
+        None => Posting::Posted(cq, id),
     }
 }
 
@@ -322,79 +488,27 @@ impl<T: ?Sized + RdmaBuf, M: Mode> Future for Post<T, M> {
     type Output = (Result<Completion>, Segment<T, M>);
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = &mut *self;
-        loop {
-            match std::mem::replace(&mut this.phase, Phase::Done) {
-                Phase::Waiting {
-                    request,
-                    segment,
-                    qp,
-                } => {
-                    let queue = request.queue();
-                    if qp
-                        .poll_credits(queue, cx, |qp| qp.take_credit(queue))
-                        .is_ready()
-                    {
-                        this.phase = post(&qp, request, segment);
-                        continue;
-                    }
-                    if let Some(deadline) = this.deadline.filter(|d| d.passed(cx, true)) {
-                        let error = Error::Timeout(deadline.bound(), "room in the queue");
-                        return Poll::Ready((Err(error), Segment::from_raw(segment)));
-                    }
-                    this.phase = Phase::Waiting {
-                        request,
-                        segment,
-                        qp,
-                    };
-                    return Poll::Pending;
-                }
-                Phase::Failed { error, segment } => {
-                    return Poll::Ready((Err(error), Segment::from_raw(segment)));
-                }
-                Phase::Posted { cq, id } => {
-                    if let Poll::Ready((completion, res)) = cq.poll_request(id, cx) {
-                        let result = res.qp.outcome(completion);
-                        return Poll::Ready((result, Segment::from_raw(res.segment)));
-                    }
-                    if let Some(deadline) = this.deadline {
-                        if deadline.passed(cx, cq.busy_poll()) {
-                            // The flush resolves the request; no need to
-                            // check again.
-                            this.deadline = None;
-                            cq.shut_down_owner(id, Shutdown::DeadlineExpired);
-                        }
-                    }
-                    this.phase = Phase::Posted { cq, id };
-                    return Poll::Pending;
-                }
-                Phase::Done => return polled_after_ready(),
+        let (result, back) = std::task::ready!(self.flight.poll(cx));
+        match back {
+            Back::Unposted(segment) | Back::Held(Some(segment)) => {
+                Poll::Ready((result, Segment::from_raw(segment)))
             }
+            // Every request a `Post` posts holds its segment.
+            Back::Held(None) => polled_after_ready(),
         }
     }
 }
 
-/// A future polled after it returned `Ready` (or whose slot is gone, which
-/// only a bug could cause): loud in debug builds, `Pending` in release.
+/// A future polled after it returned `Ready`, or in a state only a bug
+/// could cause (its slot gone, its segment not kept): loud in debug
+/// builds, `Pending` in release.
 pub(crate) fn polled_after_ready<T>() -> Poll<T> {
     #[allow(clippy::panic)] // The documented contract of `Future::poll`.
     if cfg!(debug_assertions) {
-        panic!("a SafeVerbs future was polled after it completed");
+        panic!("a SafeVerbs future was polled after it completed (or lost its request)");
     }
-    tracing::error!("a SafeVerbs future was polled after it completed");
+    tracing::error!("a SafeVerbs future was polled after it completed (or lost its request)");
     Poll::Pending
-}
-
-impl<T: ?Sized, M> Drop for Post<T, M> {
-    fn drop(&mut self) {
-        if let Phase::Posted { cq, id } = &self.phase {
-            // The NIC may still use the segment: leave it in the slot table
-            // (abandoned) until the completion is reaped. If it already
-            // completed, its resources are dropped here, outside the lock.
-            let released = cq.slots().abandon(*id);
-            drop(released);
-        }
-    }
 }
 
 impl<T: Transport, S: State> QueuePair<T, S> {

@@ -37,6 +37,7 @@ pub struct QpBuilder<T: Transport> {
     recv_cq: Option<CompletionQueue>,
     max_send_wr: u32,
     max_recv_wr: u32,
+    max_inline_data: u32,
     reliability: Reliability,
     fingerprint: (u64, &'static str),
     _t: PhantomData<T>,
@@ -48,6 +49,7 @@ impl<T: Transport> fmt::Debug for QpBuilder<T> {
             .field("transport", &T::KIND)
             .field("max_send_wr", &self.max_send_wr)
             .field("max_recv_wr", &self.max_recv_wr)
+            .field("max_inline_data", &self.max_inline_data)
             .finish_non_exhaustive()
     }
 }
@@ -61,6 +63,7 @@ impl ProtectionDomain {
             recv_cq: None,
             max_send_wr: 64,
             max_recv_wr: 64,
+            max_inline_data: 0,
             // Finite on every provider: 7 means "for ever" for RNR retries
             // in the verbs, and for transport retries in rdma_rxe.
             reliability: Reliability {
@@ -96,6 +99,15 @@ impl<T: Transport> QpBuilder<T> {
     /// Outstanding receives (default 64).
     pub fn max_recv_wr(mut self, n: u32) -> Self {
         self.max_recv_wr = n;
+        self
+    }
+    /// Bytes a send or write may carry inline, copied into the work
+    /// request when it is posted (default 0: none; at most
+    /// [`MAX_INLINE`](crate::MAX_INLINE)). The provider may allow more
+    /// than asked; [`QueuePair::max_inline_data`] says what it allows, and
+    /// [`QueuePair::send_inline`] posts such messages.
+    pub fn max_inline_data(mut self, bytes: u32) -> Self {
+        self.max_inline_data = bytes;
         self
     }
     /// The layout fingerprint this side declares, checked against the
@@ -142,6 +154,13 @@ impl<T: Transport> QpBuilder<T> {
                 )));
             }
         }
+        if self.max_inline_data as usize > crate::MAX_INLINE {
+            return Err(Error::BadSelection(format!(
+                "max_inline_data = {} is more than SafeVerbs posts inline (MAX_INLINE = {})",
+                self.max_inline_data,
+                crate::MAX_INLINE
+            )));
+        }
         // Every request posted may produce a completion: the CQs must hold
         // them all, or the driver would overrun them.
         let (send_n, recv_n) = (self.max_send_wr as usize, self.max_recv_wr as usize);
@@ -162,7 +181,7 @@ impl<T: Transport> QpBuilder<T> {
                 max_recv_wr: self.max_recv_wr,
                 max_send_sge: 1,
                 max_recv_sge: 1,
-                max_inline_data: 0,
+                max_inline_data: self.max_inline_data,
             },
             qp_type: T::QPT,
             sq_sig_all: 0,
@@ -176,8 +195,8 @@ impl<T: Transport> QpBuilder<T> {
             let mut err = Error::last_os("ibv_create_qp");
             if let Error::Verb { hint, .. } = &mut err {
                 *hint = Some(
-                    "the device may be out of queue pairs (DeviceLimits::max_qp) or the queue \
-                     depths too large",
+                    "the device may be out of queue pairs (DeviceLimits::max_qp), or the queue \
+                     depths or max_inline_data too large",
                 );
             }
             return Err(err);
@@ -191,6 +210,9 @@ impl<T: Transport> QpBuilder<T> {
             destroyed: OnceLock::new(),
             port: device.port().clone(),
             psn: random_psn(),
+            // What the provider allows (it writes back `cap`; it may allow
+            // more than asked), within what a SafeVerbs future holds.
+            max_inline: init.cap.max_inline_data.min(crate::MAX_INLINE as u32),
             send_credits: Credits::new(self.max_send_wr),
             recv_credits: Credits::new(self.max_recv_wr),
             reliability: self.reliability,
@@ -271,6 +293,8 @@ pub(crate) struct QpInner {
     destroyed: OnceLock<Shutdown>,
     port: PortInfo,
     psn: u32,
+    /// The longest message a send or write may carry inline.
+    pub(crate) max_inline: u32,
     send_credits: Credits,
     recv_credits: Credits,
     reliability: Reliability,
@@ -605,6 +629,14 @@ impl<T: Transport, S: State> QueuePair<T, S> {
     /// The queue pair number.
     pub fn qp_num(&self) -> u32 {
         self.inner.qp_num
+    }
+
+    /// The longest message [`send_inline`](Self::send_inline) and
+    /// [`write_inline`](Self::write_inline) take: what the provider allows
+    /// for the [`max_inline_data`](QpBuilder::max_inline_data) asked, at
+    /// most [`MAX_INLINE`](crate::MAX_INLINE); 0 unless asked.
+    pub fn max_inline_data(&self) -> usize {
+        self.inner.max_inline as usize
     }
 
     /// Requests posted on this queue pair whose completion has not been

@@ -12,7 +12,7 @@ pub mod runner;
 
 pub(crate) use runner::{run, soft_roce, trials, Skip, Test, TestDevice};
 
-use safeverbs::{CompletionQueue, Device, ProtectionDomain, QueuePair, Rts, Transport};
+use safeverbs::{CompletionQueue, Device, ProtectionDomain, QpBuilder, QueuePair, Rts, Transport};
 
 /// The tests of this crate run on a real device (the Soft-RoCE machine's
 /// rxe, or a NIC) where there is one, else on the model device
@@ -93,16 +93,27 @@ pub struct Pair<T: Transport> {
 
 /// Two queue pairs on one CQ, connected to each other, `depth` deep.
 pub fn pair<T: Transport>(dev: &Device, depth: u32) -> Pair<T> {
+    pair_with(dev, depth, |b| b)
+}
+
+/// [`pair`], each queue pair's builder given to `configure` first.
+pub fn pair_with<T: Transport>(
+    dev: &Device,
+    depth: u32,
+    configure: impl Fn(QpBuilder<T>) -> QpBuilder<T>,
+) -> Pair<T> {
     let pd = dev.alloc_pd().expect("alloc_pd");
     let cq = dev.create_cq(4 * depth as usize).expect("create_cq");
     let build = || {
-        pd.queue_pair::<T>()
-            .send_cq(&cq)
-            .recv_cq(&cq)
-            .max_send_wr(depth)
-            .max_recv_wr(depth)
-            .build()
-            .expect("build qp")
+        configure(
+            pd.queue_pair::<T>()
+                .send_cq(&cq)
+                .recv_cq(&cq)
+                .max_send_wr(depth)
+                .max_recv_wr(depth),
+        )
+        .build()
+        .expect("build qp")
     };
     let (a, b) = (build(), build());
     let (ea, eb) = (a.endpoint(), b.endpoint());
