@@ -1,7 +1,8 @@
 //! Steady state allocates nothing: 100 000 operations under a counting
 //! global allocator, after warm-up, must make zero allocations: writes that
 //! reuse one read-write segment, and sends each from a fresh read-only
-//! carve (`qp.send(buf.read_only()?)`, the everyday way to send). On the
+//! carve (`qp.send(buf.read_only()?)`, the everyday way to send), and
+//! inline sends of a value on the stack. On the
 //! host, without a device: the region's overlap map itself, carved and
 //! released 100 000 times.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -189,6 +190,35 @@ fn hundred_thousand_sends_from_fresh_read_only_carves_allocate_nothing(
     Ok(())
 }
 
+/// Inline sends from a stack array: no segment, no carve, and the future
+/// holds its own copy only while it waits for room.
+fn hundred_thousand_inline_sends_allocate_nothing(dev: &Device) -> Result<(), Skip> {
+    let _alone = counting_alone();
+    let p = common::pair_with::<Rc>(dev, 16, |b| b.max_inline_data(64));
+    let dst = p.pd.register([0u8; 64], Access::local()).unwrap();
+    let mut into = Some(dst.read_write().unwrap());
+    let mut op = |i: u64| {
+        let recv = p.b.recv(into.take().unwrap());
+        block_on(p.a.send_inline(&[i as u8; 64])).unwrap();
+        let (res, back) = block_on(recv);
+        assert_eq!(res.unwrap().byte_len, 64);
+        into = Some(back);
+    };
+    for i in 0..1_000 {
+        op(i);
+    }
+    let before = ALLOCS.load(Ordering::Relaxed);
+    for i in 0..N {
+        op(i);
+    }
+    let allocs = ALLOCS.load(Ordering::Relaxed) - before;
+    println!("{N} RC inline sends after warm-up: {allocs} allocations");
+    assert_eq!(allocs, 0);
+    assert_eq!(p.cq.in_flight(), 0);
+    assert_eq!(into.unwrap().read(), [((N - 1) as u8); 64]);
+    Ok(())
+}
+
 /// The overlap map a region's carves go through (`RawSegment::acquire`
 /// and its drop): after one warm-up round, 100 000 rounds of carving and
 /// releasing (read-only alone, read-only over other read-only segments,
@@ -275,5 +305,6 @@ fn main() -> std::process::ExitCode {
         device hundred_thousand_operations_allocate_nothing_after_warm_up,
         device hundred_thousand_sends_from_fresh_read_only_carves_allocate_nothing,
         device hundred_thousand_batched_writes_from_fresh_read_only_carves_allocate_nothing,
+        device hundred_thousand_inline_sends_allocate_nothing,
     ])
 }
