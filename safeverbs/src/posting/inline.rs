@@ -90,8 +90,10 @@ fn check_inline(qp: &QpInner, len: usize) -> Result<()> {
 /// handed back.
 ///
 /// Like [`Post`](crate::Post) it polls its completion queue, is
-/// `Send + Sync + 'static`, can be dropped or forgotten at any point, and
-/// takes a [`timeout`](Self::timeout).
+/// `Send + Sync + 'static`, can be dropped or forgotten at any point,
+/// takes a [`timeout`](Self::timeout), and, if its queue is full when it
+/// is created, is posted when polled (in the order waiting futures find
+/// room).
 #[must_use = "the operation is posted; await it to learn whether it succeeded"]
 pub struct Inline {
     flight: InFlight<InlineBytes>,

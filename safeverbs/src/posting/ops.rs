@@ -220,6 +220,12 @@ impl<P> Drop for InFlight<P> {
 /// progress on any executor. It is `Send + Sync + 'static`. Give it a bound
 /// with [`timeout`](Self::timeout).
 ///
+/// It is posted when it is created if its queue has room; otherwise when
+/// it is polled and finds room. Futures that wait so are posted in the
+/// order they find it, not the order they were created: where the order
+/// of messages matters and the queue may be full, await each before
+/// creating the next, or post them as one batch.
+///
 /// Like other futures it must not be polled after it returned `Ready`:
 /// that panics in debug builds and stays `Pending` in release builds.
 #[must_use = "the operation is posted; await it to get the segment back"]
