@@ -189,6 +189,7 @@ pub use memory::segment::Segment;
 pub use posting::batch::{PostBatch, MAX_BATCH};
 pub use posting::inline::{Inline, MAX_INLINE};
 pub use posting::ops::Post;
+pub use posting::unsignaled::Unsignaled;
 pub use queue_pair::qp::{QpBuilder, QueuePair, TransitionError};
 pub use queue_pair::transport::{
     CanRecv, CanSend, Failed, Init, Rc, Reliable, Rtr, Rts, State, Transport, Uc,

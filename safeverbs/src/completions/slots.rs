@@ -139,11 +139,12 @@ impl<R, C> SlotTable<R, C> {
         WrId::new(index, 1, self.salt)
     }
 
-    /// Takes back the resources of a request whose post failed.
+    /// Takes back the resources of a request whose post failed (waited
+    /// for, or abandoned from the start: unsignaled).
     pub fn cancel(&mut self, id: WrId) -> Option<R> {
         let slot = self.get(id)?;
         match std::mem::replace(&mut slot.state, State::Free) {
-            State::Posted { res, .. } => {
+            State::Posted { res, .. } | State::Abandoned { res } => {
                 self.free_slot(id);
                 Some(res)
             }

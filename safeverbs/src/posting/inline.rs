@@ -19,7 +19,9 @@ use safeverbs_sys as sys;
 use crate::completions::completion::Completion;
 use crate::memory::pod::RdmaBuf;
 use crate::memory::remote::RemoteSegment;
-use crate::posting::ops::{check_queue_pair, post_one, InFlight, Payload, Phase, Posting, Request};
+use crate::posting::ops::{
+    check_queue_pair, post_one, InFlight, Payload, Phase, Posting, Request, Signal,
+};
 use crate::queue_pair::qp::{QpInner, QueuePair};
 use crate::queue_pair::transport::{CanSend, State, Transport};
 use crate::{Error, Result};
@@ -65,7 +67,7 @@ impl Payload for InlineBytes {
         // `self` lives in this frame until `post_one` returns, and the
         // provider copies the bytes before that.
         let inline = sys::ibv_send_flags::IBV_SEND_INLINE.0;
-        match post_one(qp, request, sge, inline, None) {
+        match post_one(qp, request, sge, inline, None, Signal::Signaled) {
             Posting::Posted(cq, id) => Phase::Posted { cq, id },
             Posting::Refused(error, _) => Phase::Failed {
                 error,

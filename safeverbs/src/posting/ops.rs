@@ -323,17 +323,25 @@ pub(crate) fn check_segment(qp: &QpInner, segment: &RawSegment) -> Result<()> {
     Ok(())
 }
 
+impl RawSegment {
+    /// The segment as one gather (or scatter) entry; [`check_segment`]
+    /// passed (its length fits).
+    pub(crate) fn sge(&self) -> sys::ibv_sge {
+        sys::ibv_sge {
+            addr: self.addr(),
+            length: self.len as u32,
+            lkey: self.region.lkey,
+        }
+    }
+}
+
 impl Payload for RawSegment {
     /// [`check_segment`] passed.
     fn post(self, qp: &Arc<QpInner>, request: Request) -> Phase<Self> {
-        let sge = sys::ibv_sge {
-            addr: self.addr(),
-            length: self.len as u32, // checked by `check_segment`
-            lkey: self.region.lkey,
-        };
+        let sge = self.sge();
         // The SGE lies in the segment's region, registered on the QP's PD
         // (`check_segment`), and the slot table keeps the segment.
-        match post_one(qp, request, sge, 0, Some(self)) {
+        match post_one(qp, request, sge, 0, Some(self), Signal::Signaled) {
             Posting::Posted(cq, id) => Phase::Posted { cq, id },
             Posting::Refused(error, Some(payload)) => Phase::Failed { error, payload },
             // `post_one` hands back what it was given.
@@ -350,18 +358,30 @@ pub(crate) enum Posting {
     Refused(Error, Option<RawSegment>),
 }
 
+/// Whether a send asks for a completion of its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Signal {
+    /// It does (receives always do); a future waits for it.
+    Signaled,
+    /// It rides on a later signaled send (see `unsignaled.rs`); nobody
+    /// waits for it.
+    Unsignaled,
+}
+
 /// Posts `request` over `sge` with the extra `flags`, keeping `held` in the
-/// slot table until its completion is reaped; a credit of its queue has
-/// been taken. `sge`'s bytes lie in `held`'s segment (registered on the
-/// QP's PD), or, inline (`IBV_SEND_INLINE` in `flags`), in memory the
-/// caller keeps alive until this returns: the provider copies them while
-/// posting.
+/// slot table until its completion is reaped (or, unsignaled, until a
+/// later signaled completion of its queue covers it); a credit of its
+/// queue has been taken. `sge`'s bytes lie in `held`'s segment (registered
+/// on the QP's PD), or, inline (`IBV_SEND_INLINE` in `flags`), in memory
+/// the caller keeps alive until this returns: the provider copies them
+/// while posting.
 pub(crate) fn post_one(
     qp: &Arc<QpInner>,
     request: Request,
     mut sge: sys::ibv_sge,
     flags: u32,
     held: Option<RawSegment>,
+    signal: Signal,
 ) -> Posting {
     let queue = request.queue();
     let inside = match qp.enter() {
@@ -371,15 +391,35 @@ pub(crate) fn post_one(
             return Posting::Refused(error, held);
         }
     };
+    // A send that joins or covers the chain of uncovered unsignaled sends
+    // is posted under its lock, so the chain's order is the queue's.
+    let mut chain = match queue {
+        Queue::Send => qp.uncovered.lock_for(signal),
+        Queue::Recv => None,
+    };
+    let rider = chain.as_ref().and_then(|c| c.tail());
+    let signaled = signal == Signal::Signaled
+        || chain
+            .as_ref()
+            .is_some_and(|c| c.must_signal(qp.send_depth()));
     let cq = qp.cq(queue).clone();
     // The slot is taken before posting: the completion may be reaped
-    // before `ibv_post_*` even returns.
-    let id = cq.slots().acquire(Resources {
-        segment: held,
-        qp: qp.clone(),
-        queue,
-        rider: None,
-    });
+    // before `ibv_post_*` even returns. Nobody waits for an unsignaled
+    // request: abandoned at once, it is released when it is reaped.
+    let id = {
+        let mut slots = cq.slots();
+        let id = slots.acquire(Resources {
+            segment: held,
+            qp: qp.clone(),
+            queue,
+            rider,
+        });
+        if signal == Signal::Unsignaled {
+            let none = slots.abandon(id);
+            debug_assert!(none.is_none(), "a request just posted is not completed");
+        }
+        id
+    };
     // `refused`: the provider pointed `bad_wr` at our request, so it took
     // nothing.
     let (rc, refused, verb) = match request {
@@ -400,6 +440,9 @@ pub(crate) fn post_one(
         }
         _ => {
             let mut wr = send_wr(id, &mut sge, request);
+            if !signaled {
+                wr.send_flags = 0;
+            }
             wr.send_flags |= flags;
             let mut bad = std::ptr::null_mut();
             // SAFETY: as for the receive, or, inline, the SGE's bytes are
@@ -411,6 +454,13 @@ pub(crate) fn post_one(
             (rc, std::ptr::eq(bad, &wr), "ibv_post_send")
         }
     };
+    // In the queue (refused requests are not): the chain follows it.
+    if rc == 0 || !refused {
+        if let Some(chain) = chain.as_mut() {
+            qp.uncovered.posted(chain, id, signaled);
+        }
+    }
+    drop(chain);
     // Out of the gate before anything that may take the slot table's lock
     // (a destruction, which this may run, completes requests there).
     drop(inside);

@@ -12,6 +12,7 @@ use crate::completions::completion::{Completion, RawCompletion, WcStatus};
 use crate::completions::cq::{CompletionQueue, CqInner, Queue};
 use crate::device::{mtu_enum, PortInfo};
 use crate::memory::pd::{PdInner, ProtectionDomain};
+use crate::posting::unsignaled::Uncovered;
 use crate::queue_pair::credits::Credits;
 pub(crate) use crate::queue_pair::credits::Gathered;
 use crate::queue_pair::gate::Gate;
@@ -213,6 +214,7 @@ impl<T: Transport> QpBuilder<T> {
             // What the provider allows (it writes back `cap`; it may allow
             // more than asked), within what a SafeVerbs future holds.
             max_inline: init.cap.max_inline_data.min(crate::MAX_INLINE as u32),
+            uncovered: Uncovered::new(),
             send_credits: Credits::new(self.max_send_wr),
             recv_credits: Credits::new(self.max_recv_wr),
             reliability: self.reliability,
@@ -295,6 +297,8 @@ pub(crate) struct QpInner {
     psn: u32,
     /// The longest message a send or write may carry inline.
     pub(crate) max_inline: u32,
+    /// Unsignaled sends no signaled one covers yet.
+    pub(crate) uncovered: Uncovered,
     send_credits: Credits,
     recv_credits: Credits,
     reliability: Reliability,
@@ -438,6 +442,11 @@ impl QpInner {
     }
 
     /// Takes one slot of `queue`.
+    /// The send queue's depth.
+    pub(crate) fn send_depth(&self) -> u32 {
+        self.send_credits.max()
+    }
+
     pub(crate) fn take_credit(&self, queue: Queue) -> bool {
         self.credits(queue).take(1)
     }

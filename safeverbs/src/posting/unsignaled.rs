@@ -1,0 +1,282 @@
+//! Unsignaled sends and writes: requests that ask the NIC for no
+//! completion of their own (selective signaling).
+//!
+//! A send queue runs in order, so the completion of a signaled request
+//! says that every request posted before it on that queue has finished
+//! too. An unsignaled request is therefore posted as a *rider* of the next
+//! signaled request of its queue pair (the same mechanism as a batch's
+//! riders, `batch.rs`): its segment waits in the slot table, abandoned
+//! (no future waits for it), until a later signaled completion of its
+//! queue, or an error or flush completion of its own, is reaped; then it
+//! is released. The future of an unsignaled post resolves once it is
+//! posted.
+//!
+//! The chain of riders not covered yet is kept per queue pair
+//! ([`Uncovered`]), and every send that joins or closes it is posted under
+//! its lock, so that the chain's order is the send queue's. Signaled posts
+//! take the lock only while the chain is not empty. So that uncovered
+//! requests never fill the queue (then nothing would ever cover them), the
+//! library signals one of them itself once half the send queue is
+//! uncovered.
+
+use std::future::Future;
+use std::marker::PhantomData;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use crate::completions::cq::Queue;
+use crate::completions::slots::WrId;
+use crate::memory::mode::Mode;
+use crate::memory::pod::RdmaBuf;
+use crate::memory::remote::RemoteSegment;
+use crate::memory::segment::{RawSegment, Segment};
+use crate::posting::deadline::Deadline;
+use crate::posting::ops::{check_segment, polled_after_ready, post_one, Posting, Request, Signal};
+use crate::queue_pair::qp::{QpInner, QueuePair};
+use crate::queue_pair::transport::{CanSend, State, Transport};
+use crate::Error;
+
+/// The unsignaled requests of one queue pair's send queue that no
+/// signaled request posted after them covers yet.
+pub(crate) struct Uncovered {
+    /// True while the chain is not empty (read without the lock by
+    /// signaled posts: see [`Uncovered::lock_for`]).
+    any: AtomicBool,
+    chain: Mutex<Chain>,
+}
+
+/// The chain itself: its newest request, whose rider is the one before.
+pub(crate) struct Chain {
+    tail: Option<WrId>,
+    len: u32,
+}
+
+impl Uncovered {
+    pub(crate) fn new() -> Self {
+        Self {
+            any: AtomicBool::new(false),
+            chain: Mutex::new(Chain { tail: None, len: 0 }),
+        }
+    }
+
+    /// The chain, locked, for a send to be posted under: always for an
+    /// unsignaled one; for a signaled one only while the chain is not
+    /// empty (it then covers the chain). A signaled send that reads
+    /// `any` as false while an unsignaled one is being posted covers
+    /// nothing, which is safe: it only releases nothing.
+    pub(crate) fn lock_for(&self, signal: Signal) -> Option<MutexGuard<'_, Chain>> {
+        let join = signal == Signal::Unsignaled || self.any.load(Ordering::Acquire);
+        // A panic while holding the lock leaves the chain as it was (it is
+        // changed only by `posted`, which cannot panic).
+        join.then(|| self.chain.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    /// `id` was posted under `chain`: it joined the chain (`signaled`
+    /// false) or covered it.
+    pub(crate) fn posted(&self, chain: &mut Chain, id: WrId, signaled: bool) {
+        if signaled {
+            chain.tail = None;
+            chain.len = 0;
+        } else {
+            chain.tail = Some(id);
+            chain.len += 1;
+        }
+        self.any.store(chain.len > 0, Ordering::Release);
+    }
+}
+
+impl Chain {
+    /// The rider of a request posted now: the newest uncovered one.
+    pub(crate) fn tail(&self) -> Option<WrId> {
+        self.tail
+    }
+
+    /// Whether an unsignaled request posted now must be signaled after
+    /// all: it would make half of a send queue of `depth` uncovered.
+    pub(crate) fn must_signal(&self, depth: u32) -> bool {
+        self.len + 1 >= (depth / 2).max(1)
+    }
+}
+
+enum Phase {
+    /// Not posted yet: the send queue was full.
+    Waiting {
+        request: Request,
+        segment: RawSegment,
+        qp: Arc<QpInner>,
+    },
+    /// Posted, or refused with the segment.
+    Ready(Result<(), (Error, RawSegment)>),
+    /// The output was taken.
+    Done,
+}
+
+/// An unsignaled send or write, posted or waiting for room in its send
+/// queue. Resolves once it is posted: to `Ok(())`, its segment kept by the
+/// library until a later signaled request of the queue pair completes (or
+/// the queue pair fails it); or to the error and the segment, handed back,
+/// if it was refused before posting.
+///
+/// Dropping it before it is posted drops its segment; afterwards the
+/// request is the device's and goes on.
+#[must_use = "the operation is posted only when polled if its queue was full"]
+pub struct Unsignaled<T: ?Sized, M> {
+    phase: Phase,
+    deadline: Option<Deadline>,
+    _type: PhantomData<fn() -> Segment<T, M>>,
+}
+
+impl<T: ?Sized, M> std::fmt::Debug for Unsignaled<T, M> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let phase = match &self.phase {
+            Phase::Waiting { .. } => "waiting for a queue slot",
+            Phase::Ready(Ok(())) => "posted",
+            Phase::Ready(Err(_)) => "failed",
+            Phase::Done => "done",
+        };
+        f.debug_struct("Unsignaled").field("phase", &phase).finish()
+    }
+}
+
+/// Posts an unsignaled request; a credit has been taken and
+/// [`check_segment`] passed.
+fn post(qp: &Arc<QpInner>, request: Request, segment: RawSegment) -> Phase {
+    let sge = segment.sge();
+    match post_one(qp, request, sge, 0, Some(segment), Signal::Unsignaled) {
+        Posting::Posted(..) => Phase::Ready(Ok(())),
+        Posting::Refused(error, Some(segment)) => Phase::Ready(Err((error, segment))),
+        // `post_one` hands back what it was given.
+        Posting::Refused(_, None) => Phase::Done,
+    }
+}
+
+impl<T: ?Sized + RdmaBuf, M: Mode> Unsignaled<T, M> {
+    fn start(qp: &Arc<QpInner>, request: Request, segment: RawSegment) -> Self {
+        let phase = if let Err(error) = check_segment(qp, &segment) {
+            Phase::Ready(Err((error, segment)))
+        } else if qp.take_credit(Queue::Send) {
+            post(qp, request, segment)
+        } else {
+            Phase::Waiting {
+                request,
+                segment,
+                qp: qp.clone(),
+            }
+        };
+        Self {
+            phase,
+            deadline: None,
+            _type: PhantomData,
+        }
+    }
+
+    /// Bounds the wait for room in the send queue to `after` from now:
+    /// then it resolves with [`Error::Timeout`] and the segment, unposted.
+    pub fn timeout(mut self, after: Duration) -> Self {
+        self.deadline = Some(Deadline::after(after));
+        self
+    }
+}
+
+impl<T: ?Sized + RdmaBuf, M: Mode> Future for Unsignaled<T, M> {
+    type Output = Result<(), (Error, Segment<T, M>)>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = &mut *self;
+        loop {
+            match std::mem::replace(&mut this.phase, Phase::Done) {
+                Phase::Waiting {
+                    request,
+                    segment,
+                    qp,
+                } => {
+                    let take = |qp: &QpInner| qp.take_credit(Queue::Send);
+                    if qp.poll_credits(Queue::Send, cx, take).is_ready() {
+                        this.phase = post(&qp, request, segment);
+                        continue;
+                    }
+                    if let Some(deadline) = this.deadline.filter(|d| d.passed(cx, true)) {
+                        let error = Error::Timeout(deadline.bound(), "room in the send queue");
+                        return Poll::Ready(Err((error, Segment::from_raw(segment))));
+                    }
+                    this.phase = Phase::Waiting {
+                        request,
+                        segment,
+                        qp,
+                    };
+                    return Poll::Pending;
+                }
+                Phase::Ready(result) => {
+                    return Poll::Ready(result.map_err(|(e, s)| (e, Segment::from_raw(s))))
+                }
+                Phase::Done => return polled_after_ready(),
+            }
+        }
+    }
+}
+
+impl<T: Transport, S: State> QueuePair<T, S> {
+    /// Sends the segment's bytes without a completion of their own
+    /// (selective signaling): the future resolves once the request is
+    /// posted, and the segment is released (dropped by the library) once
+    /// a later signaled request of this queue pair completes, which says
+    /// the NIC is done with it. Errors are not lost: a request that fails
+    /// completes on its own, with an error, and moves the queue pair to
+    /// ERR, which the next operation reports.
+    ///
+    /// Post a signaled operation (any other send, write or read) after a
+    /// run of these to get their segments and send-queue slots back; the
+    /// library signals one of them itself whenever half the send queue
+    /// would be uncovered. Read-only carves suit them best: carve one for
+    /// each, and the region can be written again once they are released.
+    ///
+    /// ```no_run
+    /// # use safeverbs::*;
+    /// # async fn f(qp: QueuePair<Uc, Rts>, buf: MemoryRegion<[u8; 64]>,
+    /// #            peer: RemoteSegment<[u8; 64]>) -> Result<()> {
+    /// for _ in 0..31 {
+    ///     qp.write_unsignaled(buf.read_only()?, peer).await.map_err(|(e, _)| e)?;
+    /// }
+    /// let (res, _) = qp.write(buf.read_only()?, peer).await; // covers the 31
+    /// res?;
+    /// let writable = buf.read_write()?; // every carve was released
+    /// # Ok(()) }
+    /// ```
+    pub fn write_unsignaled<B: ?Sized + RdmaBuf, M: Mode>(
+        &self,
+        segment: Segment<B, M>,
+        remote: RemoteSegment<B>,
+    ) -> Unsignaled<B, M>
+    where
+        S: CanSend,
+    {
+        let request = Request::Write {
+            addr: remote.addr,
+            rkey: remote.rkey,
+            imm: None,
+        };
+        match remote.check_fits(segment.raw.len) {
+            Ok(()) => Unsignaled::start(&self.inner, request, segment.raw),
+            Err(error) => Unsignaled {
+                phase: Phase::Ready(Err((error, segment.raw))),
+                deadline: None,
+                _type: PhantomData,
+            },
+        }
+    }
+
+    /// Sends the segment to the peer's next receive without a completion
+    /// of its own; see [`write_unsignaled`](Self::write_unsignaled).
+    pub fn send_unsignaled<B: ?Sized + RdmaBuf, M: Mode>(
+        &self,
+        segment: Segment<B, M>,
+    ) -> Unsignaled<B, M>
+    where
+        S: CanSend,
+    {
+        Unsignaled::start(&self.inner, Request::Send { imm: None }, segment.raw)
+    }
+}
