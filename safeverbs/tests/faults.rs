@@ -500,6 +500,18 @@ fn queue_sizes_over_the_device_limits_name_the_limit(dev: &Device) {
             limits.max_qp_wr
         );
     }
+    // The limit itself is allowed (where it is small enough to build here).
+    let max = limits.max_qp_wr;
+    if max <= 1 << 16 {
+        let big = dev.create_cq(2 * max as usize).unwrap();
+        pd.queue_pair::<Rc>()
+            .send_cq(&big)
+            .recv_cq(&big)
+            .max_send_wr(max)
+            .max_recv_wr(max)
+            .build()
+            .unwrap_or_else(|e| panic!("queues of max_qp_wr = {max}: {e}"));
+    }
 }
 
 /// With the default retry counts, a peer that never posts a receive, and a

@@ -530,6 +530,108 @@ fn a_future_polled_after_ready_fails_loudly_in_debug_builds(dev: &Device) {
     );
 }
 
+/// A queue pair's number is the one its endpoint carries, and each queue
+/// pair has its own; starting PSNs are drawn at random (a peer cannot
+/// predict them).
+fn queue_pairs_have_their_own_numbers_and_random_psns(dev: &Device) {
+    let pd = dev.alloc_pd().unwrap();
+    let cq = dev.create_cq(1024).unwrap();
+    let qps: Vec<_> = (0..6)
+        .map(|_| {
+            pd.queue_pair::<Rc>()
+                .send_cq(&cq)
+                .recv_cq(&cq)
+                .build()
+                .unwrap()
+        })
+        .collect();
+    let mut numbers: Vec<u32> = qps.iter().map(|qp| qp.qp_num()).collect();
+    for qp in &qps {
+        assert_eq!(qp.qp_num(), qp.endpoint().qpn);
+    }
+    numbers.sort_unstable();
+    numbers.dedup();
+    assert_eq!(numbers.len(), qps.len(), "each its own number");
+    let psns: std::collections::BTreeSet<u32> = qps.iter().map(|qp| qp.endpoint().psn).collect();
+    assert!(psns.len() > 1, "six queue pairs, one PSN: {psns:?}");
+}
+
+/// A failed transition hands the queue pair back with the error, which is
+/// also its `source` (for error reports that walk the chain).
+fn a_failed_transition_names_its_cause_as_source(dev: &Device) {
+    let pd = dev.alloc_pd().unwrap();
+    let cq = dev.create_cq(256).unwrap();
+    let qp = pd
+        .queue_pair::<Rc>()
+        .send_cq(&cq)
+        .recv_cq(&cq)
+        .build()
+        .unwrap();
+    // An endpoint of a queue pair that does not exist on this device.
+    let mut remote = qp.endpoint();
+    remote.qpn = 0xff_fff0;
+    remote.gid = [0; 16];
+    remote.lid = 0;
+    let failed = match qp.to_rtr(&remote) {
+        Ok(_) => panic!("RTR towards no address succeeded"),
+        Err(e) => e,
+    };
+    let source = std::error::Error::source(&failed).expect("the cause is the source");
+    assert_eq!(source.to_string(), failed.error.to_string());
+}
+
+/// A batch that waits for room, and is dropped after it gathered part of
+/// the queue, gives every slot it gathered back and lets single posts in
+/// again.
+fn a_batch_dropped_while_gathering_gives_its_slots_back(dev: &Device) {
+    const DEPTH: u32 = 4;
+    // Sends to a peer that never posts a receive wait for ever (RNR
+    // retries 7): they keep their slots.
+    let p = common::pair_with::<Rc>(dev, DEPTH, |b| b.rnr_retry(7));
+    let src = p.pd.register_zeroed::<u8>(64, Access::local()).unwrap();
+    let dst =
+        p.pd.register_zeroed::<u8>(64, Access::remote_write())
+            .unwrap();
+    let stuck: Vec<_> = (0..2)
+        .map(|_| p.a.send(src.slice_ro(0..8).unwrap()))
+        .collect();
+    let segs: Vec<_> = (0..DEPTH as usize)
+        .map(|k| src.slice_ro(k * 8..(k + 1) * 8).unwrap())
+        .collect();
+    let remotes: Vec<_> = (0..DEPTH as u64)
+        .map(|k| dst.remote().slice(k * 8..(k + 1) * 8).unwrap())
+        .collect();
+    let mut batch = Box::pin(p.a.write_batch(segs, &remotes));
+    let waker = futures::task::noop_waker();
+    let mut cx = std::task::Context::from_waker(&waker);
+    for _ in 0..10 {
+        assert!(
+            batch.as_mut().poll(&mut cx).is_pending(),
+            "only 2 of 4 slots are free"
+        );
+    }
+    assert!(format!("{batch:?}").contains("waiting"), "{batch:?}");
+    drop(batch);
+    // The two free slots are free again, and the gate is open.
+    let writes: Vec<_> = (0..2)
+        .map(|k| {
+            p.a.write(
+                src.slice_ro(k * 8..(k + 1) * 8).unwrap(),
+                remotes[k].clone(),
+            )
+        })
+        .collect();
+    for w in &writes {
+        assert!(
+            format!("{w:?}").contains("posted"),
+            "a single post after the batch: {w:?}"
+        );
+    }
+    // Behind the stuck sends (one send queue runs in order) they never
+    // run: dropping the queue pairs flushes them all.
+    drop((writes, stuck));
+}
+
 fn main() -> std::process::ExitCode {
     common::run(trials![
         device overlapping_read_write_segments_are_refused,
@@ -548,5 +650,8 @@ fn main() -> std::process::ExitCode {
         device work_abandoned_with_every_handle_is_reaped_in_the_background,
         device a_deadline_shuts_the_queue_pair_down_and_hands_the_buffer_back,
         device a_future_polled_after_ready_fails_loudly_in_debug_builds,
+        device queue_pairs_have_their_own_numbers_and_random_psns,
+        device a_failed_transition_names_its_cause_as_source,
+        device a_batch_dropped_while_gathering_gives_its_slots_back,
     ])
 }

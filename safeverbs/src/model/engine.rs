@@ -234,6 +234,10 @@ impl State {
             }
             _ => None,
         };
+        // A READ needs a responder resource at the target (RC only).
+        if opcode == O::IBV_WR_RDMA_READ && self.qps[&peer].max_dest_rd_atomic == 0 {
+            return self.fail(qpn, WcStatus::REM_INV_REQ_ERR);
+        }
         let is_send = matches!(opcode, O::IBV_WR_SEND | O::IBV_WR_SEND_WITH_IMM);
         if !is_send && remote.is_none() {
             return match kind {

@@ -184,6 +184,9 @@ pub(crate) struct Qp {
     pub(crate) sq_psn: u32,
     pub(crate) rq_psn: u32,
     pub(crate) min_rnr_timer: u8,
+    /// RDMA READs this side serves at once as the target (RTR's
+    /// `max_dest_rd_atomic`): with none, an incoming READ is refused.
+    pub(crate) max_dest_rd_atomic: u8,
     pub(crate) rnr_retry: u8,
     pub(crate) sq: VecDeque<SendWqe>,
     pub(crate) rq: VecDeque<RecvWqe>,
@@ -370,6 +373,7 @@ impl State {
                 sq_psn: 0,
                 rq_psn: 0,
                 min_rnr_timer: 0,
+                max_dest_rd_atomic: 0,
                 rnr_retry: 7,
                 // Full size now: queueing never allocates (see `Sges`).
                 sq: VecDeque::with_capacity(cap.max_send_wr as usize),
@@ -432,12 +436,17 @@ impl State {
                 if attr.ah_attr.is_global == 0 {
                     return libc::EINVAL;
                 }
+                // IBV_MTU_256 (1) to IBV_MTU_4096 (5).
+                if !(1..=5).contains(&attr.path_mtu.0) {
+                    return libc::EINVAL;
+                }
                 // SAFETY: both members of the union are 16 plain bytes.
                 let gid = unsafe { attr.ah_attr.grh.dgid.raw };
                 qp.dest = Some((gid, attr.dest_qp_num));
                 qp.mtu = crate::device::mtu_bytes(attr.path_mtu).min(super::MTU);
                 qp.rq_psn = attr.rq_psn & PSN_MASK;
                 qp.min_rnr_timer = attr.min_rnr_timer;
+                qp.max_dest_rd_atomic = attr.max_dest_rd_atomic;
                 QpState::Rtr
             }
             (QpState::Rtr, S::IBV_QPS_RTS) => {
