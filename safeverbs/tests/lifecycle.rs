@@ -615,10 +615,7 @@ fn a_batch_dropped_while_gathering_gives_its_slots_back(dev: &Device) {
     // The two free slots are free again, and the gate is open.
     let writes: Vec<_> = (0..2)
         .map(|k| {
-            p.a.write(
-                src.slice_ro(k * 8..(k + 1) * 8).unwrap(),
-                remotes[k].clone(),
-            )
+            p.a.write(src.slice_ro(k * 8..(k + 1) * 8).unwrap(), remotes[k])
         })
         .collect();
     for w in &writes {
