@@ -19,6 +19,8 @@ SERIES = (
     ("perftest-l1", "ib_write_bw -c UC -Q 1 (one signaled write per post)", "#d62728", "6 4"),
     ("uchan-l32", "uchan -l 32 (chains of 32, one completion each)", "#1f77b4", ""),
     ("perftest-l32", "ib_write_bw -c UC -l 32 -Q 32 (post lists of 32)", "#d62728", ""),
+    ("uchan-q64", "uchan -l 1 -Q 64 (one write per post, every 64th signaled)", "#1f77b4", "2 3"),
+    ("perftest-q64", "ib_write_bw -c UC -Q 64 (one write per post, every 64th signaled)", "#d62728", "2 3"),
 )
 
 

@@ -526,10 +526,17 @@ fn default_retry_counts_give_up_on_a_silent_or_gone_peer(dev: &Device) {
             .timeout(Duration::from_secs(10)),
     );
     let err = res.unwrap_err();
-    println!("silent peer: after {:?}: {err}", started.elapsed());
+    let waited = started.elapsed();
+    println!("silent peer: after {waited:?}: {err}");
     assert!(
         matches!(err, Error::Completion { status, .. } if status == WcStatus::RNR_RETRY_EXC_ERR),
         "{err}"
+    );
+    // The receiver's RNR timer is the one asked for (default 10.24 ms, 6
+    // retries: about 60 ms), not the verbs' code 0 (655 ms each: 4 s).
+    assert!(
+        waited < Duration::from_secs(2),
+        "the RNR retries took {waited:?}: was the receiver's min_rnr_timer set?"
     );
     drop(seg);
     // A peer whose queue pair is destroyed.

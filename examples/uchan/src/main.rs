@@ -28,7 +28,8 @@ use clap::{CommandFactory, FromArgMatches, Parser};
 use futures::executor::block_on;
 use safeverbs::{
     device_names, exchange, tcp_accept, tcp_connect, Access, Device, DeviceOptions, Endpoint,
-    QueuePair, RemoteRegion, RemoteSegment, Ro, Rts, Segment, Uc, MAX_BATCH, REMOTE_REGION_LEN,
+    MemoryRegion, QueuePair, RemoteRegion, RemoteSegment, Ro, Rts, Segment, Uc, MAX_BATCH,
+    REMOTE_REGION_LEN,
 };
 
 type Res<T> = Result<T, Box<dyn Error>>;
@@ -77,6 +78,12 @@ struct Args {
     /// quarter of the TX depth, at most 32)
     #[arg(short = 'l', long)]
     post_list: Option<usize>,
+    /// Completion moderation, as perftest's `-Q`, for one write per post:
+    /// every N-th write is signaled, the others are unsignaled
+    /// (`write_unsignaled`) and complete with it; 2 to half the TX depth.
+    /// Without it, every post is signaled.
+    #[arg(short = 'Q', long)]
+    cq_mod: Option<u32>,
     /// Print the result as one JSON object instead of the table
     #[arg(long)]
     json: bool,
@@ -125,6 +132,15 @@ fn run() -> Res<()> {
             MAX_BATCH, args.tx_depth
         )
         .into());
+    }
+    if let Some(q) = args.cq_mod {
+        if q < 2 || q > args.tx_depth / 2 || args.post_list.is_some_and(|l| l != 1) {
+            return Err(format!(
+                "--cq-mod must be 2..={} (half the TX depth), with one write per post (-l 1)",
+                args.tx_depth / 2
+            )
+            .into());
+        }
     }
     if args.size == 0 || args.tx_depth == 0 || args.num_iters == 0 {
         return Err("--size, --tx-depth and --num-iters must be at least 1".into());
@@ -278,23 +294,42 @@ fn client(args: &Args, dev: &Device, server: &str) -> Res<()> {
     let chain = args
         .post_list
         .unwrap_or((args.tx_depth as usize / 4).clamp(1, MAX_BATCH));
-    let segments = block_on(post_writes(
-        &qp,
-        segments,
-        remote,
-        chain,
-        args.warmup,
-        |_| {},
-    ))?;
-    let report = measure(
-        &qp,
-        segments,
-        remote,
-        chain,
-        size,
-        args.num_iters,
-        args.json,
-    )?;
+    let report = match args.cq_mod {
+        None => {
+            let segments = block_on(post_writes(
+                &qp,
+                segments,
+                remote,
+                chain,
+                args.warmup,
+                |_| {},
+            ))?;
+            measure(size, args.num_iters, args.json, |on_event| {
+                block_on(post_writes(
+                    &qp,
+                    segments,
+                    remote,
+                    chain,
+                    args.num_iters,
+                    on_event,
+                ))
+                .map(drop)
+            })?
+        }
+        Some(every) => {
+            drop(segments);
+            let depth = args.tx_depth;
+            let run = |count, on_event: &mut dyn FnMut(Event)| {
+                block_on(post_moderated(
+                    &qp, &source, remote, every, depth, count, on_event,
+                ))
+            };
+            run(args.warmup, &mut |_| {})?;
+            measure(size, args.num_iters, args.json, |on_event| {
+                run(args.num_iters, on_event)
+            })?
+        }
+    };
     send_done(&mut stream, args.warmup + args.num_iters, &report)?;
     if args.json {
         println!("{}", json(&setup, &report, "\"role\": \"client\""));
@@ -360,6 +395,52 @@ async fn post_writes(
     Ok(chains.into_iter().flatten().collect())
 }
 
+/// Posts `count` RDMA WRITEs of `source` into `remote`, one per post, as
+/// perftest does with `-l 1 -Q every`: every `every`-th write signaled
+/// (`write`), the others unsignaled (`write_unsignaled`, each from a fresh
+/// read-only carve the library keeps until the signaled write after it
+/// completes), up to `depth` in flight. Calls `on_event` before each write
+/// is posted and as each one completes (the unsignaled ones with the
+/// signaled one after them).
+async fn post_moderated(
+    qp: &QueuePair<Uc, Rts>,
+    source: &MemoryRegion<[u8]>,
+    remote: RemoteSegment<[u8]>,
+    every: u32,
+    depth: u32,
+    count: u64,
+    on_event: &mut dyn FnMut(Event),
+) -> Res<()> {
+    let size = remote.len_bytes() as usize;
+    // Signaled writes in flight, each with the index of the last write it
+    // completes.
+    let mut in_flight = VecDeque::new();
+    let max_signaled = (depth / every).max(1) as usize;
+    let mut completed = 0;
+    for i in 0..count {
+        let segment = source.slice_ro(0..size)?;
+        on_event(Event::Posted(i));
+        if (i + 1) % u64::from(every) == 0 || i + 1 == count {
+            in_flight.push_back((qp.write(segment, remote), i));
+        } else {
+            qp.write_unsignaled(segment, remote)
+                .await
+                .map_err(|(e, _)| e)?;
+        }
+        while in_flight.len() >= max_signaled || (i + 1 == count && !in_flight.is_empty()) {
+            let Some((oldest, last)) = in_flight.pop_front() else {
+                break;
+            };
+            oldest.await.0?;
+            for k in completed..=last {
+                on_event(Event::Completed(k));
+            }
+            completed = last + 1;
+        }
+    }
+    Ok(())
+}
+
 /// What [`post_writes`] reports.
 #[derive(Debug, Clone, Copy)]
 enum Event {
@@ -376,13 +457,10 @@ enum Event {
 /// a system call where the kernel has no usable TSC, as in the Soft-RoCE
 /// machine, and two per message would weigh on small messages.)
 fn measure(
-    qp: &QueuePair<Uc, Rts>,
-    segments: Vec<Segment<[u8], Ro>>,
-    remote: RemoteSegment<[u8]>,
-    chain: usize,
     size: usize,
     iters: u64,
     quiet: bool,
+    run: impl FnOnce(&mut dyn FnMut(Event)) -> Res<()>,
 ) -> Res<Report> {
     let n = usize::try_from(iters)?;
     let (mut posted, mut completed) = (vec![0u64; n], vec![0u64; n]);
@@ -390,30 +468,23 @@ fn measure(
     let now = || start.elapsed().as_nanos() as u64;
     let mut just_completed = None;
     let mut next_progress = SECOND;
-    block_on(post_writes(
-        qp,
-        segments,
-        remote,
-        chain,
-        iters,
-        |event| match event {
-            Event::Posted(i) => posted[i as usize] = just_completed.take().unwrap_or_else(now),
-            Event::Completed(i) => {
-                let t = now();
-                completed[i as usize] = t;
-                just_completed = Some(t);
-                if t >= next_progress && !quiet {
-                    next_progress = t + SECOND;
-                    let secs = t as f64 / 1e9;
-                    eprintln!(
-                        " ... {secs:>6.1} s: {}/{iters} writes, {:.2} MB/sec so far",
-                        i + 1,
-                        (i + 1) as f64 * size as f64 / MB / secs
-                    );
-                }
+    run(&mut |event| match event {
+        Event::Posted(i) => posted[i as usize] = just_completed.take().unwrap_or_else(now),
+        Event::Completed(i) => {
+            let t = now();
+            completed[i as usize] = t;
+            just_completed = Some(t);
+            if t >= next_progress && !quiet {
+                next_progress = t + SECOND;
+                let secs = t as f64 / 1e9;
+                eprintln!(
+                    " ... {secs:>6.1} s: {}/{iters} writes, {:.2} MB/sec so far",
+                    i + 1,
+                    (i + 1) as f64 * size as f64 / MB / secs
+                );
             }
-        },
-    ))?;
+        }
+    })?;
     Ok(report(size, &posted, &completed))
 }
 
