@@ -177,11 +177,7 @@ impl<T: Transport, S: State> QueuePair<T, S> {
     where
         S: CanSend,
     {
-        let request = Request::Write {
-            addr: remote.addr,
-            rkey: remote.rkey,
-            imm: None,
-        };
+        let request = Request::write_to(&remote, None);
         match remote.check_fits(std::mem::size_of_val(message)) {
             Ok(()) => Inline::start(&self.inner, request, message),
             Err(error) => Inline {

@@ -46,6 +46,15 @@ pub(crate) enum Request {
 }
 
 impl Request {
+    /// An RDMA WRITE (with immediate data or not) into `remote`.
+    pub(crate) fn write_to<B: ?Sized>(remote: &RemoteSegment<B>, imm: Option<u32>) -> Self {
+        Request::Write {
+            addr: remote.addr,
+            rkey: remote.rkey,
+            imm,
+        }
+    }
+
     fn queue(self) -> Queue {
         match self {
             Request::Recv => Queue::Recv,
@@ -623,14 +632,7 @@ impl<T: Transport, S: State> QueuePair<T, S> {
         imm: Option<u32>,
     ) -> Post<B, M> {
         match remote.check_fits(segment.raw.len) {
-            Ok(()) => {
-                let request = Request::Write {
-                    addr: remote.addr,
-                    rkey: remote.rkey,
-                    imm,
-                };
-                Post::start(&self.inner, request, segment.raw)
-            }
+            Ok(()) => Post::start(&self.inner, Request::write_to(&remote, imm), segment.raw),
             Err(e) => Post::fail(e, segment.raw),
         }
     }

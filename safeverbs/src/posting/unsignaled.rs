@@ -253,11 +253,7 @@ impl<T: Transport, S: State> QueuePair<T, S> {
     where
         S: CanSend,
     {
-        let request = Request::Write {
-            addr: remote.addr,
-            rkey: remote.rkey,
-            imm: None,
-        };
+        let request = Request::write_to(&remote, None);
         match remote.check_fits(segment.raw.len) {
             Ok(()) => Unsignaled::start(&self.inner, request, segment.raw),
             Err(error) => Unsignaled {
