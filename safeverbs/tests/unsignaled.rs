@@ -184,6 +184,41 @@ fn an_unsignaled_write_too_long_for_its_target_is_refused(dev: &Device) {
     assert_eq!(p.a.in_flight(), 0);
 }
 
+/// A batch that would need the slots of uncovered unsignaled requests
+/// would wait for ever (it covers none, and single posts wait while it
+/// gathers): it is refused with its segments, and goes through once a
+/// signaled write covered them.
+fn a_batch_that_cannot_fit_beside_uncovered_requests_is_refused(dev: &Device) {
+    const DEPTH: u32 = 4;
+    let p = pair::<Rc>(dev, DEPTH);
+    let src = p.pd.register_zeroed::<u8>(64, Access::local()).unwrap();
+    let dst =
+        p.pd.register_zeroed::<u8>(64, Access::remote_write())
+            .unwrap();
+    let remotes: Vec<_> = (0..DEPTH as u64)
+        .map(|k| dst.remote().slice(k * 16..(k + 1) * 16).unwrap())
+        .collect();
+    let carves = || -> Vec<_> {
+        (0..DEPTH as usize)
+            .map(|k| src.slice_ro(k * 16..(k + 1) * 16).unwrap())
+            .collect()
+    };
+    block_on(p.a.write_unsignaled(src.slice_ro(0..16).unwrap(), remotes[0])).unwrap();
+    let bound = std::time::Duration::from_secs(10);
+    let (res, back) = common::block_on_within(bound, p.a.write_batch(carves(), &remotes));
+    match res {
+        Err(Error::BadSelection(m)) => assert!(m.contains("unsignaled"), "{m}"),
+        other => panic!("expected the batch to be refused, got {other:?}"),
+    }
+    assert_eq!(back.len(), DEPTH as usize, "every segment back");
+    drop(back);
+    let (res, _) = block_on(p.a.write(src.slice_ro(0..16).unwrap(), remotes[1]));
+    res.unwrap();
+    let (res, back) = common::block_on_within(bound, p.a.write_batch(carves(), &remotes));
+    res.unwrap();
+    assert_eq!(back.len(), DEPTH as usize);
+}
+
 fn main() -> std::process::ExitCode {
     common::run(trials![
         device rc_unsignaled_writes_are_released_by_the_next_signaled_one,
@@ -192,5 +227,6 @@ fn main() -> std::process::ExitCode {
         device unsignaled_sends_arrive_in_order,
         device a_failing_unsignaled_write_releases_everything,
         device an_unsignaled_write_too_long_for_its_target_is_refused,
+        device a_batch_that_cannot_fit_beside_uncovered_requests_is_refused,
     ])
 }

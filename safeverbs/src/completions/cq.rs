@@ -461,7 +461,8 @@ impl CqInner {
                         continue;
                     }
                 }
-                // Unsignaled requests of a batch complete with the signaled
+                // Unsignaled requests (of a batch, or single ones that the
+                // next signaled post covered) complete with the signaled
                 // one posted after them. A rider that already completed on
                 // its own (errors and flushes complete every request, in
                 // order, so before this one) is left as it is.

@@ -135,10 +135,13 @@ impl<B: ?Sized + RdmaBuf, M: Mode> PostBatch<B, M> {
                     qp.max_send_wr()
                 )))
             }
-            Ok(()) if qp.gather_send_credits(n as u32, &mut gathered) => this.post(qp),
-            Ok(()) => Phase::Waiting {
-                qp: qp.clone(),
-                gathered,
+            Ok(()) => match qp.uncovered.room_for_batch(n, qp.max_send_wr()) {
+                Err(e) => Phase::Failed(e),
+                Ok(()) if qp.gather_send_credits(n as u32, &mut gathered) => this.post(qp),
+                Ok(()) => Phase::Waiting {
+                    qp: qp.clone(),
+                    gathered,
+                },
             },
         };
         this
@@ -280,9 +283,17 @@ impl<B: ?Sized + RdmaBuf, M: Mode> Future for PostBatch<B, M> {
                         this.phase = this.post(&qp);
                         continue;
                     }
-                    if let Some(deadline) = this.deadline.filter(|d| d.passed(cx, true)) {
+                    // Unsignaled posts made before the gate was taken may
+                    // have left too little room.
+                    let error = match qp.uncovered.room_for_batch(n as usize, qp.max_send_wr()) {
+                        Err(e) => Some(e),
+                        Ok(()) => this
+                            .deadline
+                            .filter(|d| d.passed(cx, true))
+                            .map(|d| Error::Timeout(d.bound(), "room in the send queue")),
+                    };
+                    if let Some(error) = error {
                         qp.abandon_send_credits(&mut gathered);
-                        let error = Error::Timeout(deadline.bound(), "room in the send queue");
                         return Poll::Ready((Err(error), std::mem::take(&mut this.segments)));
                     }
                     this.phase = Phase::Waiting { qp, gathered };

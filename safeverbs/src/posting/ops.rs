@@ -410,7 +410,7 @@ pub(crate) fn post_one(
     let signaled = signal == Signal::Signaled
         || chain
             .as_ref()
-            .is_some_and(|c| c.must_signal(qp.send_depth()));
+            .is_some_and(|c| c.must_signal(qp.max_send_wr()));
     let cq = qp.cq(queue).clone();
     // The slot is taken before posting: the completion may be reaped
     // before `ibv_post_*` even returns. Nobody waits for an unsignaled
@@ -454,11 +454,13 @@ pub(crate) fn post_one(
             }
             wr.send_flags |= flags;
             let mut bad = std::ptr::null_mut();
-            // SAFETY: as for the receive, or, inline, the SGE's bytes are
-            // alive until this returns (`post_one`'s contract) and the
-            // provider copies them before it returns (`IBV_SEND_INLINE`,
-            // `ibv_post_send(3)`); remote address and rkey are checked by
-            // the NIC against the peer's registration.
+            // SAFETY: as for the receive (an unsignaled request's slot is
+            // kept until a later signaled completion of this queue, or its
+            // own error or flush, is reaped: `unsignaled.rs`), or, inline,
+            // the SGE's bytes are alive until this returns (`post_one`'s
+            // contract) and the provider copies them before it returns
+            // (`IBV_SEND_INLINE`, `ibv_post_send(3)`); remote address and
+            // rkey are checked by the NIC against the peer's registration.
             let rc = unsafe { sys::ibv_post_send(inside.raw(), &mut wr, &mut bad) };
             (rc, std::ptr::eq(bad, &wr), "ibv_post_send")
         }

@@ -22,7 +22,7 @@
 use std::future::Future;
 use std::marker::PhantomData;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -42,9 +42,10 @@ use crate::Error;
 /// The unsignaled requests of one queue pair's send queue that no
 /// signaled request posted after them covers yet.
 pub(crate) struct Uncovered {
-    /// True while the chain is not empty (read without the lock by
-    /// signaled posts: see [`Uncovered::lock_for`]).
-    any: AtomicBool,
+    /// The chain's length, written under the lock, read without it (by
+    /// signaled posts, [`Uncovered::lock_for`], and by batches,
+    /// [`Uncovered::room_for_batch`]).
+    len: AtomicU32,
     chain: Mutex<Chain>,
 }
 
@@ -57,18 +58,18 @@ pub(crate) struct Chain {
 impl Uncovered {
     pub(crate) fn new() -> Self {
         Self {
-            any: AtomicBool::new(false),
+            len: AtomicU32::new(0),
             chain: Mutex::new(Chain { tail: None, len: 0 }),
         }
     }
 
     /// The chain, locked, for a send to be posted under: always for an
     /// unsignaled one; for a signaled one only while the chain is not
-    /// empty (it then covers the chain). A signaled send that reads
-    /// `any` as false while an unsignaled one is being posted covers
+    /// empty (it then covers the chain). A signaled send that reads the
+    /// length as 0 while an unsignaled one is being posted covers
     /// nothing, which is safe: it only releases nothing.
     pub(crate) fn lock_for(&self, signal: Signal) -> Option<MutexGuard<'_, Chain>> {
-        let join = signal == Signal::Unsignaled || self.any.load(Ordering::Acquire);
+        let join = signal == Signal::Unsignaled || self.len.load(Ordering::Acquire) > 0;
         // A panic while holding the lock leaves the chain as it was (it is
         // changed only by `posted`, which cannot panic).
         join.then(|| self.chain.lock().unwrap_or_else(|p| p.into_inner()))
@@ -84,7 +85,23 @@ impl Uncovered {
             chain.tail = Some(id);
             chain.len += 1;
         }
-        self.any.store(chain.len > 0, Ordering::Release);
+        self.len.store(chain.len, Ordering::Release);
+    }
+
+    /// Whether a batch of `n` can ever have its slots in a send queue of
+    /// `depth`. A batch covers no unsignaled request, and while it gathers
+    /// slots no single post gets one (`Credits`), so nothing would cover
+    /// the uncovered ones: their slots would never come back, and a batch
+    /// that needs them would wait for ever. It is refused instead.
+    pub(crate) fn room_for_batch(&self, n: usize, depth: u32) -> crate::Result<()> {
+        let uncovered = self.len.load(Ordering::Acquire);
+        if n as u64 + u64::from(uncovered) <= u64::from(depth) {
+            return Ok(());
+        }
+        Err(Error::BadSelection(format!(
+            "a batch of {n} cannot fit in the send queue of {depth} while {uncovered} unsignaled \
+             requests wait for a signaled one to cover them: post a signaled send or write first"
+        )))
     }
 }
 
@@ -232,6 +249,16 @@ impl<T: Transport, S: State> QueuePair<T, S> {
     /// library signals one of them itself whenever half the send queue
     /// would be uncovered. Read-only carves suit them best: carve one for
     /// each, and the region can be written again once they are released.
+    /// They are released by the thread that reaps the covering completion,
+    /// just after it wakes the covering operation's future: when that
+    /// future polls the queue itself (one task, busy-poll mode), before it
+    /// resolves; when another thread reaps, possibly a moment after. A
+    /// batch that would need their send-queue slots is refused (it covers
+    /// none of them).
+    ///
+    /// A post that fails after the provider may have queued it resolves
+    /// `Ok(())` too (nothing is handed back while the NIC may use it); the
+    /// queue pair is shut down, which the next operation reports.
     ///
     /// ```no_run
     /// # use safeverbs::*;

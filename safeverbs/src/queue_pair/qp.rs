@@ -442,11 +442,6 @@ impl QpInner {
     }
 
     /// Takes one slot of `queue`.
-    /// The send queue's depth.
-    pub(crate) fn send_depth(&self) -> u32 {
-        self.send_credits.max()
-    }
-
     pub(crate) fn take_credit(&self, queue: Queue) -> bool {
         self.credits(queue).take(1)
     }
