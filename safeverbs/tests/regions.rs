@@ -172,10 +172,25 @@ fn unchecked_carves_cover_the_bytes_asked_for(dev: &Device) {
     assert_eq!(whole.read(), [1u16; 4]);
 }
 
+/// A region's rkey is the one its descriptor carries to the peer, and each
+/// remotely accessible region has its own.
+fn each_region_has_its_own_rkey_and_its_descriptor_carries_it(dev: &Device) {
+    let pd = dev.alloc_pd().unwrap();
+    let a = pd.register([0u8; 64], Access::remote_write()).unwrap();
+    let b = pd.register([0u8; 64], Access::remote_write()).unwrap();
+    for r in [&a, &b] {
+        let wire = r.remote().encode();
+        let carried = u32::from_be_bytes(wire[16..20].try_into().unwrap());
+        assert_eq!(r.rkey(), carried, "the descriptor's rkey (bytes 16..20)");
+    }
+    assert_ne!(a.rkey(), b.rkey(), "two registrations, one rkey");
+}
+
 fn main() -> std::process::ExitCode {
     common::run(trials![
         device regions_are_aligned_for_types_above_a_page,
         device external_memory_of_no_whole_element_is_refused,
         device unchecked_carves_cover_the_bytes_asked_for,
+        device each_region_has_its_own_rkey_and_its_descriptor_carries_it,
     ])
 }
