@@ -135,6 +135,8 @@ fn external_memory_of_no_whole_element_is_refused(dev: &Device) {
 fn unchecked_carves_cover_the_bytes_asked_for(dev: &Device) {
     let pd = dev.alloc_pd().unwrap();
     let region = pd.register_slice(&[0u32; 8], Access::local()).unwrap();
+    // A region always holds an element (an empty one is refused).
+    assert_eq!((region.len(), region.is_empty()), (8, false));
     // SAFETY: no other segment of `region` lives or is made while `seg`
     // does (the checked carve below comes after it is dropped).
     let mut seg = unsafe { region.slice_rw_unchecked(2..5) }.unwrap();
