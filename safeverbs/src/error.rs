@@ -179,6 +179,21 @@ pub enum Error {
          `enable_io()` (or `enable_all()`), or use CqMode::Notifier"
     )]
     TokioIoDisabled,
+    /// A batch that would need the send-queue slots of unsignaled requests
+    /// no signaled one covers yet (see `QueuePair::write_unsignaled`):
+    /// it would wait for ever, so it is refused; nothing was posted.
+    #[error(
+        "a batch of {batch} cannot fit in the send queue of {depth} while {uncovered} unsignaled \
+         requests wait for a signaled one to cover them: post a signaled send or write first"
+    )]
+    BatchBehindUnsignaled {
+        /// Requests in the batch.
+        batch: usize,
+        /// The send queue's depth.
+        depth: u32,
+        /// Unsignaled requests not covered yet.
+        uncovered: u32,
+    },
     /// A message too long to post inline on this queue pair (see
     /// `QueuePair::send_inline`); nothing was posted.
     #[error(

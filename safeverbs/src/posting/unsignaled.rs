@@ -98,10 +98,11 @@ impl Uncovered {
         if n as u64 + u64::from(uncovered) <= u64::from(depth) {
             return Ok(());
         }
-        Err(Error::BadSelection(format!(
-            "a batch of {n} cannot fit in the send queue of {depth} while {uncovered} unsignaled \
-             requests wait for a signaled one to cover them: post a signaled send or write first"
-        )))
+        Err(Error::BatchBehindUnsignaled {
+            batch: n,
+            depth,
+            uncovered,
+        })
     }
 }
 
