@@ -629,6 +629,47 @@ fn a_batch_dropped_while_gathering_gives_its_slots_back(dev: &Device) {
     drop((writes, stuck));
 }
 
+fn a_post_waiting_for_room_is_flushed_once_its_queue_pair_is_dropped(dev: &Device) {
+    let p = pair::<Rc>(dev, 1);
+    let buf =
+        p.pd.register_zeroed::<u8>(64 * 64, Access::local())
+            .unwrap();
+    let src = p.pd.register([3u8; 64], Access::local()).unwrap();
+    // Receives until one waits for room (the queue holds what the
+    // provider granted, at least 1).
+    let mut posted = Vec::new();
+    let waiting = loop {
+        let k = posted.len();
+        assert!(k < 63, "64 receives and none waits");
+        let recv = p.b.recv(buf.slice_rw(k * 64..(k + 1) * 64).unwrap());
+        if format!("{recv:?}").contains("waiting") {
+            break recv;
+        }
+        posted.push(recv);
+    };
+    // The posted ones complete and are reaped: nothing is in flight.
+    for recv in posted {
+        let (res, _) = block_on(p.a.send(src.read_only().unwrap()));
+        res.unwrap();
+        block_on(recv).0.unwrap();
+    }
+    let common::Pair { a, b, cq, .. } = p;
+    assert_eq!(b.in_flight(), 0);
+    drop(b);
+    // Its queue pair's handle is gone: what it posts now is flushed (else
+    // nothing would ever complete it), and its segment comes back.
+    let (res, seg) = common::block_on_within(Duration::from_secs(5), waiting);
+    let err = res.unwrap_err();
+    println!("the waiting receive: {err}");
+    assert!(
+        matches!(err, Error::ShutDown(safeverbs::Shutdown::Dropped)),
+        "{err}"
+    );
+    assert_eq!(seg.len(), 64);
+    assert_eq!(cq.in_flight(), 0, "nothing is left in flight");
+    drop(a);
+}
+
 fn main() -> std::process::ExitCode {
     common::run(trials![
         device overlapping_read_write_segments_are_refused,
@@ -650,5 +691,6 @@ fn main() -> std::process::ExitCode {
         device queue_pairs_have_their_own_numbers_and_random_psns,
         device a_failed_transition_names_its_cause_as_source,
         device a_batch_dropped_while_gathering_gives_its_slots_back,
+        device a_post_waiting_for_room_is_flushed_once_its_queue_pair_is_dropped,
     ])
 }

@@ -67,7 +67,7 @@ impl State {
         let now = Instant::now();
         let can_run = |qp: &&Qp| match qp.state {
             _ if !qp.acks.is_empty() => true,
-            QpState::Err => !qp.sq.is_empty() || !qp.rq.is_empty(),
+            QpState::Err => qp.to_flush != (0, 0),
             QpState::Rts => qp
                 .sq
                 .front()
@@ -91,7 +91,7 @@ impl State {
         };
         if self.take_fault(|f| *f == Fault::QpError).is_some() {
             if let Some(qp) = self.qps.get_mut(&qpn) {
-                qp.state = QpState::Err;
+                qp.enter_error();
             }
             return true;
         }
@@ -137,15 +137,20 @@ impl State {
         let Some(qp) = self.qps.get_mut(&qpn) else {
             return;
         };
-        let from_sq = !qp.sq.is_empty() && (qp.rq.is_empty() || self.rng.below(2) == 0);
+        let (sq, rq) = qp.to_flush;
+        let from_sq = sq > 0 && (rq == 0 || self.rng.below(2) == 0);
         let flushed = if from_sq {
+            qp.to_flush.0 -= 1;
             qp.sq
                 .pop_front()
                 .map(|w| (qp.send_cq, w.wr_id, send_opcode(w.opcode)))
-        } else {
+        } else if rq > 0 {
+            qp.to_flush.1 -= 1;
             qp.rq
                 .pop_front()
                 .map(|r| (qp.recv_cq, r.wr_id, sys::ibv_wc_opcode::IBV_WC_RECV))
+        } else {
+            None
         };
         if let Some((cq, wr_id, opcode)) = flushed {
             let wc = wc(wr_id, WcStatus::WR_FLUSH_ERR, opcode, qpn, 0);
@@ -380,7 +385,7 @@ impl State {
             );
         }
         if let Some(p) = self.qps.get_mut(&peer) {
-            p.state = QpState::Err;
+            p.enter_error();
         }
         let (kind, packets) = match self.qps.get(&qpn) {
             Some(qp) => (qp.kind, 1),
@@ -418,8 +423,9 @@ impl State {
         let Some(qp) = self.qps.get_mut(&qpn) else {
             return;
         };
-        qp.state = QpState::Err;
-        if let Some(w) = qp.sq.pop_front() {
+        let head = qp.sq.pop_front();
+        qp.enter_error();
+        if let Some(w) = head {
             let cq = qp.send_cq;
             self.complete(cq, wc(w.wr_id, status, send_opcode(w.opcode), qpn, 0));
         }

@@ -193,6 +193,20 @@ pub(crate) struct Qp {
     /// Completions of requests that ran (their bytes moved) and whose
     /// acknowledgement has not come back yet, in send-queue order.
     pub(crate) acks: VecDeque<sys::ibv_wc>,
+    /// In ERR: how many requests at the head of `sq` and of `rq` are still
+    /// to be flushed. A request posted while in ERR waits behind them
+    /// unflushed until the next move to ERR, as on rxe (the verbs leave
+    /// it to the provider; the model does what the weakest one does).
+    pub(crate) to_flush: (usize, usize),
+}
+
+impl Qp {
+    /// Moves to ERR (asked for, or on an error): everything queued now is
+    /// to be flushed.
+    pub(crate) fn enter_error(&mut self) {
+        self.state = QpState::Err;
+        self.to_flush = (self.sq.len(), self.rq.len());
+    }
 }
 
 /// A request's scatter/gather list, kept inline: queueing a request
@@ -379,6 +393,7 @@ impl State {
                 sq: VecDeque::with_capacity(cap.max_send_wr as usize),
                 rq: VecDeque::with_capacity(cap.max_recv_wr as usize),
                 acks: VecDeque::with_capacity(cap.max_send_wr as usize),
+                to_flush: (0, 0),
             },
         );
         Ok(qpn)
@@ -402,9 +417,13 @@ impl State {
                 qp.sq.clear();
                 qp.rq.clear();
                 qp.acks.clear();
+                qp.to_flush = (0, 0);
                 QpState::Reset
             }
-            (_, S::IBV_QPS_ERR) => QpState::Err,
+            (_, S::IBV_QPS_ERR) => {
+                qp.enter_error();
+                return 0;
+            }
             (QpState::Reset | QpState::Init, S::IBV_QPS_INIT) => {
                 if qp.state == QpState::Reset
                     && !(has(M::IBV_QP_PKEY_INDEX)
@@ -563,7 +582,7 @@ impl State {
             q.broken = true;
             for qp in self.qps.values_mut() {
                 if qp.send_cq == cq || qp.recv_cq == cq {
-                    qp.state = QpState::Err;
+                    qp.enter_error();
                 }
             }
             return;

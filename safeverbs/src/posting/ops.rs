@@ -476,8 +476,13 @@ pub(crate) fn post_one(
     // (a destruction, which this may run, completes requests there).
     drop(inside);
     if rc == 0 {
-        // Shut down while we posted: move it to ERR again, which flushes
-        // what is queued, this request included.
+        // Shut down before we posted (a future that waited for room was
+        // checked when it was made, not since) or while we did: a request
+        // queued in ERR need not be flushed (rxe does not). The move to ERR
+        // enters the gate too: after we left it, and it flushes this
+        // request with the rest; or before, and then the cause, recorded
+        // before that entry, is seen here (the gate's word orders the two),
+        // and moving to ERR again flushes what the first move missed.
         if let Some(cause) = qp.shutdown_cause() {
             qp.shut_down(cause);
         }

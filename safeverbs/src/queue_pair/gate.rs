@@ -32,7 +32,10 @@ impl Gate {
     /// inside and must [`leave`](Self::leave).
     pub(crate) fn enter(&self) -> bool {
         // Acquire: an entry after a close sees it (one location, one order).
-        self.state.fetch_add(1, Ordering::Acquire) & CLOSED == 0
+        // Release: what the caller did before it went in (a shutdown cause
+        // recorded before the move to ERR) is seen by whoever leaves after
+        // (`post_one`).
+        self.state.fetch_add(1, Ordering::AcqRel) & CLOSED == 0
     }
 
     /// Goes out: `true` if the caller must now destroy the queue pair (it

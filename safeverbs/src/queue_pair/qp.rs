@@ -553,9 +553,11 @@ fn random_psn() -> u32 {
 /// with the error). The state is in the type: `send`, `write` and `read`
 /// exist only on `Rts`, `recv` from `Init` on.
 ///
-/// Dropping a queue pair never waits. With work in flight it moves the
-/// queue pair to ERR: each outstanding request is flushed and resolves
-/// with [`Error::ShutDown`]`(`[`Shutdown::Dropped`]`)`, and the queue pair
+/// Dropping a queue pair never waits. With work in flight, or futures
+/// still waiting for room in its queues, it moves the queue pair to ERR:
+/// each outstanding request is flushed, as is each waiting future's once
+/// it finds room, and resolves with
+/// [`Error::ShutDown`]`(`[`Shutdown::Dropped`]`)`, and the queue pair
 /// is destroyed when the last flush has been reaped: by the completion
 /// queue's next poll (a pending future, the event driver,
 /// [`CompletionQueue::poll`]), or, once every handle to the completion
@@ -578,7 +580,13 @@ impl<T: Transport, S: State> fmt::Debug for QueuePair<T, S> {
 
 impl<T: Transport, S: State> Drop for QueuePair<T, S> {
     fn drop(&mut self) {
-        if self.inner.in_flight() > 0 {
+        // Every request in flight (in its slot) and every future still
+        // waiting for room holds a reference to the queue pair. While any
+        // does, shut it down, so that all of them are flushed (the latter
+        // once they post: with the handle gone, nothing else would flush or
+        // destroy what they post). Alone, this handle destroys the queue
+        // pair as it goes.
+        if Arc::get_mut(&mut self.inner).is_none() {
             self.inner.shut_down(Shutdown::Dropped);
         }
     }
