@@ -45,8 +45,9 @@ use std::time::{Duration, Instant};
 
 use safeverbs::model::{Fault, Model};
 use safeverbs::{
-    Access, Completion, CompletionQueue, Error, MemoryRegion, Opcode, Post, PostBatch,
-    ProtectionDomain, QueuePair, Rc, RemoteRegion, Result, Rts, Rw, Segment, Shutdown, WcStatus,
+    Access, Completion, CompletionQueue, Error, Inline, MemoryRegion, Opcode, Post, PostBatch,
+    ProtectionDomain, QueuePair, Rc, RemoteRegion, Result, Rts, Rw, Segment, Shutdown,
+    Unsignaled, WcStatus,
 };
 
 use crate::Take;
@@ -61,27 +62,53 @@ pub const OP_LEN: usize = 8;
 const MAX_BATCH: usize = 4;
 /// Futures kept at once at most (older ones are awaited first).
 const MAX_LIVE: usize = 24;
+/// The inline bytes each queue pair is created for (longer inline
+/// messages are refused before posting).
+const MAX_INLINE: usize = 64;
 /// The wall-clock bound of every wait: a request that neither completes
 /// nor fails by then is a hang.
 const BOUND: Duration = Duration::from_secs(5);
 
 type One = Post<[u8], Rw>;
 type Batch = PostBatch<[u8], Rw>;
+type Unsig = Unsignaled<[u8], Rw>;
 
 /// A future the target holds.
 enum Fut {
     One(One),
     /// Boxed: a batch holds its slot ids inline (1 KiB).
     Batch(Box<Batch>),
+    /// An inline send or write: no segment (boxed: it holds a copy of its
+    /// bytes while it waits).
+    Inline(Box<Inline>),
+    /// An unsignaled send or write: resolves once posted, its segment kept
+    /// by the library until a later signaled request covers it.
+    Unsig(Unsig),
 }
 
 impl Fut {
     fn phase(&self) -> Phase {
-        match self {
-            Fut::One(p) => Phase::of(format!("{p:?}")),
-            Fut::Batch(b) => Phase::of(format!("{b:?}")),
-        }
+        Phase::of(match self {
+            Fut::One(p) => format!("{p:?}"),
+            Fut::Batch(b) => format!("{b:?}"),
+            Fut::Inline(i) => format!("{i:?}"),
+            Fut::Unsig(u) => format!("{u:?}"),
+        })
     }
+
+    /// Whether it holds a slot once posted (an unsignaled request's slot
+    /// is abandoned at once: nobody waits for it).
+    fn holds_slot(&self) -> bool {
+        !matches!(self, Fut::Unsig(_))
+    }
+}
+
+/// What a future resolved to.
+enum Resolved {
+    /// A completion (or an error) of a signaled request.
+    Done(Result<Completion>),
+    /// An unsignaled request was posted: nothing is known of its outcome.
+    Posted,
 }
 
 /// What a future's `Debug` says it is doing.
@@ -241,6 +268,7 @@ impl World {
                 .max_recv_wr(depth)
                 .rnr_retry(rnr)
                 .min_rnr_timer(1)
+                .max_inline_data(MAX_INLINE as u32)
                 .build()?;
             let src = pd.register_zeroed::<u8>(REGION, Access::local())?;
             let land = pd.register_zeroed::<u8>(REGION, Access::local())?;
@@ -326,6 +354,8 @@ impl World {
                     self.sides[s].qp = None;
                 }
             }
+            46..=49 => self.inline(s, len, roff, p[6], code & 2 != 0, timeout),
+            50..=53 => self.unsignaled(s, off, len, roff, p[6], code & 2 != 0, timeout),
             _ => {
                 self.model.settle(usize::from(p[0]));
                 self.observe();
@@ -492,13 +522,7 @@ impl World {
         if self.sides[s].qp.is_none() {
             return;
         }
-        // The remote range: usually as long as the segment, sometimes
-        // shorter (refused before posting) or longer.
-        let rlen = match slack % 8 {
-            0 => len.saturating_sub(1 + usize::from(slack >> 3)),
-            1 => len + usize::from(slack >> 3),
-            _ => len,
-        };
+        let rlen = Self::rlen(len, slack);
         let Some(remote) = self.remote(s, roff, rlen) else {
             return;
         };
@@ -530,13 +554,155 @@ impl World {
         self.hold(Fut::One(post), vec![k]);
     }
 
-    fn read(&mut self, s: usize, off: usize, len: usize, roff: usize, slack: u8, timeout: bool) {
-        let Some(qp) = &self.sides[s].qp else { return };
-        let rlen = match slack % 8 {
+    /// The remote range of a write of `len` bytes: usually as long,
+    /// sometimes shorter (refused before posting) or longer.
+    fn rlen(len: usize, slack: u8) -> usize {
+        match slack % 8 {
             0 => len.saturating_sub(1 + usize::from(slack >> 3)),
             1 => len + usize::from(slack >> 3),
             _ => len,
+        }
+    }
+
+    /// An inline send or write of message `id`, from bytes that are
+    /// overwritten once the call returns (the provider, or the waiting
+    /// future, must have copied them).
+    fn inline(&mut self, s: usize, len: usize, roff: usize, slack: u8, write: bool, timeout: bool) {
+        if self.sides[s].qp.is_none() {
+            return;
+        }
+        let len = 1 + (len - 1) % (MAX_INLINE + 16);
+        let rlen = Self::rlen(len, slack);
+        let remote = if write {
+            match self.remote(s, roff, rlen) {
+                Some(remote) => Some(remote),
+                None => return,
+            }
+        } else {
+            None
         };
+        let Some(id) = self.new_id() else { return };
+        let mut bytes = pattern_bytes(id, len);
+        let qp = self.sides[s].qp.as_ref().expect("checked");
+        let mut fut = match remote {
+            Some(remote) => qp.write_inline(&bytes[..], remote),
+            None => qp.send_inline(&bytes[..]),
+        };
+        bytes.fill(0xdd);
+        let (too_long, too_far) = (len > MAX_INLINE, write && len > rlen);
+        let refused = match (too_long, too_far) {
+            (true, _) => Some("too long"),
+            (_, true) => Some("longer than its target"),
+            _ => None,
+        };
+        if let Some(why) = refused {
+            let before = self.cq.in_flight();
+            assert_eq!(Phase::of(format!("{fut:?}")), Phase::Other, "posted an inline op {why}");
+            match Pin::new(&mut fut).poll(&mut noop_cx()) {
+                Poll::Ready(Err(Error::InlineTooLong { len: l, max })) if too_long => {
+                    assert_eq!((l, max), (len, MAX_INLINE));
+                }
+                Poll::Ready(Err(Error::RemoteOutOfBounds { .. })) if too_far => {}
+                Poll::Ready(r) => panic!("an inline op {why} resolved with {r:?}"),
+                Poll::Pending => panic!("an inline op {why} is pending"),
+            }
+            assert_eq!(self.cq.in_flight(), before, "a refused op is in flight");
+            return;
+        }
+        if timeout {
+            fut = fut.timeout(Duration::ZERO);
+        }
+        let kind = match write {
+            true => Kind::Write {
+                id,
+                off: 0,
+                len,
+                dst: Some(roff),
+                imm: None,
+            },
+            false => Kind::Send {
+                id,
+                off: 0,
+                len,
+                imm: None,
+            },
+        };
+        let k = self.new_op(s, kind);
+        self.hold(Fut::Inline(Box::new(fut)), vec![k]);
+    }
+
+    /// An unsignaled send or write of message `id`.
+    #[allow(clippy::too_many_arguments)]
+    fn unsignaled(
+        &mut self,
+        s: usize,
+        off: usize,
+        len: usize,
+        roff: usize,
+        slack: u8,
+        write: bool,
+        timeout: bool,
+    ) {
+        if self.sides[s].qp.is_none() {
+            return;
+        }
+        let rlen = Self::rlen(len, slack);
+        let remote = if write {
+            match self.remote(s, roff, rlen) {
+                Some(remote) => Some(remote),
+                None => return,
+            }
+        } else {
+            None
+        };
+        let Some(id) = self.new_id() else { return };
+        let Some(mut seg) = Self::carve(&self.sides[s].src, off, len) else {
+            return;
+        };
+        seg.copy_from(&pattern_bytes(id, len)).expect("same length");
+        let qp = self.sides[s].qp.as_ref().expect("checked");
+        let mut fut = match remote {
+            Some(remote) => qp.write_unsignaled(seg, remote),
+            None => qp.send_unsignaled(seg),
+        };
+        if write && len > rlen {
+            let before = self.cq.in_flight();
+            assert_eq!(Phase::of(format!("{fut:?}")), Phase::Other, "posted a refused op");
+            match Pin::new(&mut fut).poll(&mut noop_cx()) {
+                Poll::Ready(Err((Error::RemoteOutOfBounds { .. }, seg))) => {
+                    assert_eq!((seg.offset(), seg.len()), (off, len), "another segment back");
+                }
+                Poll::Ready(r) => panic!("a too long op resolved with {:?}", r.err().map(|e| e.0)),
+                Poll::Pending => panic!("a too long op is pending"),
+            }
+            assert_eq!(self.cq.in_flight(), before, "a refused op is in flight");
+            return;
+        }
+        if timeout {
+            fut = fut.timeout(Duration::ZERO);
+        }
+        let kind = match write {
+            true => Kind::Write {
+                id,
+                off,
+                len,
+                dst: Some(roff),
+                imm: None,
+            },
+            false => Kind::Send {
+                id,
+                off,
+                len,
+                imm: None,
+            },
+        };
+        let k = self.new_op(s, kind);
+        self.hold(Fut::Unsig(fut), vec![k]);
+    }
+
+    fn read(&mut self, s: usize, off: usize, len: usize, roff: usize, slack: u8, timeout: bool) {
+        let Some(qp) = &self.sides[s].qp else { return };
+        let rlen = Self::rlen(len, slack);
         let Some(remote) = self.remote(s, roff, rlen) else {
             return;
         };
@@ -753,11 +919,20 @@ impl World {
         let was_waiting = l.fut.phase() == Phase::Waiting;
         let ready = match &mut l.fut {
             Fut::One(p) => match Pin::new(p).poll(&mut cx) {
-                Poll::Ready((r, seg)) => Some((r, vec![seg])),
+                Poll::Ready((r, seg)) => Some((Resolved::Done(r), Some(vec![seg]))),
                 Poll::Pending => None,
             },
             Fut::Batch(b) => match Pin::new(&mut **b).poll(&mut cx) {
-                Poll::Ready((r, segs)) => Some((r, segs)),
+                Poll::Ready((r, segs)) => Some((Resolved::Done(r), Some(segs))),
+                Poll::Pending => None,
+            },
+            Fut::Inline(i) => match Pin::new(&mut **i).poll(&mut cx) {
+                Poll::Ready(r) => Some((Resolved::Done(r), None)),
+                Poll::Pending => None,
+            },
+            Fut::Unsig(u) => match Pin::new(u).poll(&mut cx) {
+                Poll::Ready(Ok(())) => Some((Resolved::Posted, None)),
+                Poll::Ready(Err((e, seg))) => Some((Resolved::Done(Err(e)), Some(vec![seg]))),
                 Poll::Pending => None,
             },
         };
@@ -829,15 +1004,31 @@ impl World {
     fn resolved(
         &mut self,
         ops: &[usize],
-        r: Result<Completion>,
-        segs: Vec<Segment<[u8], Rw>>,
+        r: Resolved,
+        segs: Option<Vec<Segment<[u8], Rw>>>,
         was_waiting: bool,
     ) {
-        assert_eq!(
-            segs.len(),
-            ops.len(),
-            "a batch handed back another number of segments"
-        );
+        let r = match r {
+            Resolved::Done(r) => r,
+            Resolved::Posted => {
+                // Posted by this poll if it was waiting; its outcome stays
+                // unknown (a later signaled request proves it ran).
+                let k = ops[0];
+                self.ops[k].resolved = true;
+                if self.ops[k].seq.is_none() {
+                    self.ops[k].seq = Some(self.next_seq);
+                    self.next_seq += 1;
+                }
+                return;
+            }
+        };
+        if let Some(segs) = &segs {
+            assert_eq!(
+                segs.len(),
+                ops.len(),
+                "a batch handed back another number of segments"
+            );
+        }
         // Posted by the poll that resolved it: an OK one surely; a batch
         // that was waiting and failed otherwise than by its deadline or the
         // provider's refusal of the whole chain, perhaps (a prefix may have
@@ -852,18 +1043,21 @@ impl World {
             Err(Error::Timeout(..) | Error::Verb { .. }) => false,
             Err(_) => was_waiting && (ops.len() > 1 || lost),
         };
-        for (&k, seg) in ops.iter().zip(&segs) {
+        for (j, &k) in ops.iter().enumerate() {
             let (off, len) = match self.ops[k].kind {
                 Kind::Recv { off, len, .. }
                 | Kind::Send { off, len, .. }
                 | Kind::Write { off, len, .. }
                 | Kind::Read { off, len, .. } => (off, len),
             };
-            assert_eq!(
-                (seg.offset(), seg.len()),
-                (off, len),
-                "another segment back"
-            );
+            if let Some(segs) = &segs {
+                let seg = &segs[j];
+                assert_eq!(
+                    (seg.offset(), seg.len()),
+                    (off, len),
+                    "another segment back"
+                );
+            }
             self.ops[k].resolved = true;
             if posted_now && self.ops[k].seq.is_none() {
                 self.ops[k].seq = Some(self.next_seq);
@@ -881,10 +1075,10 @@ impl World {
             return;
         }
         let k = ops[0];
-        let seg = &segs[0];
         let side = self.ops[k].side;
+        let got = || segs.as_ref().expect("a receive or read hands back its segment")[0].to_vec();
         match self.ops[k].kind.clone() {
-            Kind::Recv { len, fill, .. } => self.check_recv(k, &c, seg.to_vec(), len, fill),
+            Kind::Recv { len, fill, .. } => self.check_recv(k, &c, got(), len, fill),
             Kind::Send { .. } => assert_eq!(c.opcode, Opcode::Send),
             Kind::Write { dst, .. } => {
                 assert_eq!(c.opcode, Opcode::Write);
@@ -900,7 +1094,7 @@ impl World {
                 let seq = self.ops[k].seq.expect("assigned");
                 let state = self.replay(side, |s| s < seq);
                 assert_eq!(
-                    seg.to_vec(),
+                    got(),
                     state[src..src + len],
                     "a read got other bytes than the writes before it left"
                 );
@@ -1062,7 +1256,7 @@ impl World {
         let expect: usize = self
             .forgotten
             .iter()
-            .filter(|l| l.fut.phase() == Phase::Posted)
+            .filter(|l| l.fut.holds_slot() && l.fut.phase() == Phase::Posted)
             .map(|l| l.ops.len())
             .sum();
         let fuzzy: usize = self
@@ -1221,7 +1415,11 @@ pub fn seeds() -> Vec<(&'static str, Vec<u8>)> {
     const CQ_POLL: u8 = 40;
     const FAULT: u8 = 43;
     const DROP_QP: u8 = 45;
-    const SETTLE: u8 = 46;
+    const INLINE_WRITE: u8 = 46; // bit 1 set: a write
+    const INLINE_SEND: u8 = 48;
+    const UNSIG_WRITE: u8 = 50;
+    const UNSIG_SEND: u8 = 52;
+    const SETTLE: u8 = 54;
     let story = |seed: u64, config: u8, ops: &[[u8; OP_LEN]]| {
         let mut out = seed.to_be_bytes().to_vec();
         out.push(config);
@@ -1342,6 +1540,33 @@ pub fn seeds() -> Vec<(&'static str, Vec<u8>)> {
                 ]
                 .iter()
                 .chain(&await_all)
+                .copied()
+                .collect::<Vec<_>>(),
+            ),
+        ),
+        (
+            "inline-unsignaled",
+            story(
+                7,
+                2,
+                &[
+                    op(RECV, 1, false, 0, 64, 0, 0),
+                    op(RECV, 1, false, 64, 64, 0, 0),
+                    op(RECV, 1, false, 128, 64, 0, 0),
+                    op(RECV, 1, false, 192, 64, 0, 0),
+                    op(INLINE_SEND, 0, false, 0, 32, 0, 0),
+                    op(INLINE_WRITE, 0, false, 0, 40, 0, 2),
+                    op(INLINE_SEND, 0, false, 0, 70, 0, 0),
+                    op(INLINE_WRITE, 0, false, 0, 40, 0, 8),
+                    op(UNSIG_SEND, 0, false, 0, 20, 0, 0),
+                    op(UNSIG_WRITE, 0, false, 100, 30, 300, 2),
+                    op(UNSIG_WRITE, 0, false, 200, 30, 300, 8),
+                    op(UNSIG_SEND, 0, false, 300, 20, 0, 0),
+                    op(WRITE, 0, false, 400, 10, 500, 2),
+                    op(SEND, 0, false, 500, 8, 0, 0),
+                ]
+                .iter()
+                .chain(&[op(AWAIT, 0, false, 0, 1, 0, 0); 12])
                 .copied()
                 .collect::<Vec<_>>(),
             ),

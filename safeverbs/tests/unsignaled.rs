@@ -222,6 +222,46 @@ fn a_batch_that_cannot_fit_beside_uncovered_requests_is_refused(dev: &Device) {
     assert_eq!(back.len(), DEPTH as usize);
 }
 
+/// Unsignaled sends that ran (their messages arrived) and that nothing
+/// signaled follows: dropping the queue pair releases them. Moving to ERR
+/// flushes only what has not run, so without a cover of the library's own
+/// their slots, carves and queue pair would be held for ever.
+fn unsignaled_sends_that_ran_are_released_when_their_queue_pair_is_dropped(dev: &Device) {
+    const N: usize = 3;
+    let p = pair::<Rc>(dev, 16);
+    let src =
+        p.pd.register_zeroed::<u8>(N * SIZE, Access::local())
+            .unwrap();
+    let land =
+        p.pd.register_zeroed::<u8>(N * SIZE, Access::local())
+            .unwrap();
+    let recvs: Vec<_> = (0..N)
+        .map(|k| p.b.recv(land.slice_rw(k * SIZE..(k + 1) * SIZE).unwrap()))
+        .collect();
+    for k in 0..N {
+        let seg = src.slice_ro(k * SIZE..(k + 1) * SIZE).unwrap();
+        block_on(p.a.send_unsignaled(seg)).unwrap();
+    }
+    for recv in recvs {
+        block_on(recv).0.unwrap();
+    }
+    assert_eq!(src.live_segments(), N, "uncovered: the library holds them");
+    let common::Pair { a, b, cq, .. } = p;
+    drop(a);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while src.live_segments() > 0 || cq.in_flight() > 0 {
+        cq.poll().unwrap();
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{} carves and {} requests still held 5 s after the queue pair was dropped",
+            src.live_segments(),
+            cq.in_flight()
+        );
+        std::thread::yield_now();
+    }
+    drop(b);
+}
+
 fn main() -> std::process::ExitCode {
     common::run(trials![
         device rc_unsignaled_writes_are_released_by_the_next_signaled_one,
@@ -231,5 +271,6 @@ fn main() -> std::process::ExitCode {
         device a_failing_unsignaled_write_releases_everything,
         device an_unsignaled_write_too_long_for_its_target_is_refused,
         device a_batch_that_cannot_fit_beside_uncovered_requests_is_refused,
+        device unsignaled_sends_that_ran_are_released_when_their_queue_pair_is_dropped,
     ])
 }

@@ -23,6 +23,7 @@ use crate::memory::pod::RdmaBuf;
 use crate::memory::remote::RemoteSegment;
 use crate::memory::segment::{RawSegment, Segment};
 use crate::posting::deadline::Deadline;
+use crate::posting::unsignaled::Joining;
 use crate::queue_pair::qp::{QpInner, QueuePair};
 use crate::queue_pair::transport::{CanRecv, CanSend, Reliable, State, Transport};
 use crate::{Error, Result, Shutdown};
@@ -375,6 +376,10 @@ pub(crate) enum Signal {
     /// It rides on a later signaled send (see `unsignaled.rs`); nobody
     /// waits for it.
     Unsignaled,
+    /// The request that covers the chain of a queue pair shut down
+    /// (`Uncovered::cover`): signaled, posted on the chain's spare credit,
+    /// and nobody waits for it.
+    Cover,
 }
 
 /// Posts `request` over `sge` with the extra `flags`, keeping `held` in the
@@ -393,10 +398,17 @@ pub(crate) fn post_one(
     signal: Signal,
 ) -> Posting {
     let queue = request.queue();
+    // A cover's credit is the chain's spare, which stays with the chain
+    // if the cover is not posted.
+    let release = |qp: &QpInner| {
+        if signal != Signal::Cover {
+            qp.release_credit(queue);
+        }
+    };
     let inside = match qp.enter() {
         Ok(inside) => inside,
         Err(error) => {
-            qp.release_credit(queue);
+            release(qp);
             return Posting::Refused(error, held);
         }
     };
@@ -406,11 +418,16 @@ pub(crate) fn post_one(
         Queue::Send => qp.uncovered.lock_for(signal),
         Queue::Recv => None,
     };
+    let joining = match chain.as_mut() {
+        Some(c) => c.join(qp, signal),
+        None => Joining::signaled(),
+    };
+    if signal == Signal::Cover && chain.as_ref().is_none_or(|c| c.is_empty()) {
+        // Covered meanwhile, which gave the spare back: nothing to do.
+        return Posting::Refused(Error::ShutDown(Shutdown::Dropped), None);
+    }
     let rider = chain.as_ref().and_then(|c| c.tail());
-    let signaled = signal == Signal::Signaled
-        || chain
-            .as_ref()
-            .is_some_and(|c| c.must_signal(qp.max_send_wr()));
+    let signaled = joining.signaled;
     let cq = qp.cq(queue).clone();
     // The slot is taken before posting: the completion may be reaped
     // before `ibv_post_*` even returns. Nobody waits for an unsignaled
@@ -423,7 +440,7 @@ pub(crate) fn post_one(
             queue,
             rider,
         });
-        if signal == Signal::Unsignaled {
+        if signal != Signal::Signaled {
             let none = slots.abandon(id);
             debug_assert!(none.is_none(), "a request just posted is not completed");
         }
@@ -466,10 +483,9 @@ pub(crate) fn post_one(
         }
     };
     // In the queue (refused requests are not): the chain follows it.
-    if rc == 0 || !refused {
-        if let Some(chain) = chain.as_mut() {
-            qp.uncovered.posted(chain, id, signaled);
-        }
+    if let Some(chain) = chain.as_mut() {
+        qp.uncovered
+            .posted(qp, chain, id, joining, rc == 0 || !refused);
     }
     drop(chain);
     // Out of the gate before anything that may take the slot table's lock
@@ -504,7 +520,7 @@ pub(crate) fn post_one(
     let cancelled = cq.slots().cancel(id);
     match cancelled {
         Some(res) => {
-            qp.release_credit(queue);
+            release(qp);
             Posting::Refused(Error::errno(verb, rc), res.segment)
         }
         // The queue pair was destroyed while we posted, which completed the

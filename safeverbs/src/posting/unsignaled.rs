@@ -18,6 +18,17 @@
 //! requests never fill the queue (then nothing would ever cover them), the
 //! library signals one of them itself once half the send queue is
 //! uncovered.
+//!
+//! A queue pair shut down with uncovered requests would leave them
+//! uncovered for ever: moving to ERR flushes the requests that have not
+//! run, but one that ran gives no completion, and nothing signaled comes
+//! after it any more. So a non-empty chain holds one spare send credit,
+//! taken by the request that starts it and given back by the signaled one
+//! that covers it; a shutdown spends it on a cover of its own, a
+//! zero-length write posted in ERR ([`Uncovered::cover`]), whose flush
+//! completion covers the chain. (The kernel drains a send queue the same
+//! way.) A request that would start the chain when no credit is spare is
+//! signaled instead.
 
 use std::future::Future;
 use std::marker::PhantomData;
@@ -38,6 +49,7 @@ use crate::posting::ops::{check_segment, polled_after_ready, post_one, Posting, 
 use crate::queue_pair::qp::{QpInner, QueuePair};
 use crate::queue_pair::transport::{CanSend, State, Transport};
 use crate::Error;
+use safeverbs_sys as sys;
 
 /// The unsignaled requests of one queue pair's send queue that no
 /// signaled request posted after them covers yet.
@@ -69,16 +81,34 @@ impl Uncovered {
     /// length as 0 while an unsignaled one is being posted covers
     /// nothing, which is safe: it only releases nothing.
     pub(crate) fn lock_for(&self, signal: Signal) -> Option<MutexGuard<'_, Chain>> {
-        let join = signal == Signal::Unsignaled || self.len.load(Ordering::Acquire) > 0;
+        let join = signal != Signal::Signaled || self.len.load(Ordering::Acquire) > 0;
         // A panic while holding the lock leaves the chain as it was (it is
         // changed only by `posted`, which cannot panic).
         join.then(|| self.chain.lock().unwrap_or_else(|p| p.into_inner()))
     }
 
-    /// `id` was posted under `chain`: it joined the chain (`signaled`
-    /// false) or covered it.
-    pub(crate) fn posted(&self, chain: &mut Chain, id: WrId, signaled: bool) {
-        if signaled {
+    /// `id` was posted under `chain` as `joining` says: it joined the
+    /// chain, or covered it (which gives the chain's spare credit back,
+    /// unless it was posted on it: a cover); `queued` false: the provider
+    /// refused it, and it changes nothing.
+    pub(crate) fn posted(
+        &self,
+        qp: &QpInner,
+        chain: &mut Chain,
+        id: WrId,
+        joining: Joining,
+        queued: bool,
+    ) {
+        if !queued {
+            if joining.spare_taken {
+                qp.release_credit(Queue::Send);
+            }
+            return;
+        }
+        if joining.signaled {
+            if chain.len > 0 && !joining.cover {
+                qp.release_credit(Queue::Send);
+            }
             chain.tail = None;
             chain.len = 0;
         } else {
@@ -88,6 +118,36 @@ impl Uncovered {
         self.len.store(chain.len, Ordering::Release);
     }
 
+    /// Whether the chain holds its spare credit now (it is not empty):
+    /// a credit taken that no request uses yet.
+    pub(crate) fn spare(&self) -> u32 {
+        u32::from(self.len.load(Ordering::Acquire) > 0)
+    }
+
+    /// Covers the chain of `qp`, shut down and moved to ERR: a signaled
+    /// zero-length write on the chain's spare credit, which is flushed
+    /// (a zero-length write touches no memory even if it ran) and whose
+    /// flush completion covers every request before it.
+    pub(crate) fn cover(qp: &Arc<QpInner>) {
+        if qp.uncovered.len.load(Ordering::Acquire) == 0 {
+            return;
+        }
+        let request = Request::Write {
+            addr: 0,
+            rkey: 0,
+            imm: None,
+        };
+        let sge = sys::ibv_sge {
+            addr: 0,
+            length: 0,
+            lkey: 0,
+        };
+        // Nothing to hand back: it holds no segment, and if it is not
+        // posted (covered meanwhile, or refused) the chain keeps what it
+        // had.
+        let _ = post_one(qp, request, sge, 0, None, Signal::Cover);
+    }
+
     /// Whether a batch of `n` can ever have its slots in a send queue of
     /// `depth`. A batch covers no unsignaled request, and while it gathers
     /// slots no single post gets one (`Credits`), so nothing would cover
@@ -95,7 +155,8 @@ impl Uncovered {
     /// that needs them would wait for ever. It is refused instead.
     pub(crate) fn room_for_batch(&self, n: usize, depth: u32) -> crate::Result<()> {
         let uncovered = self.len.load(Ordering::Acquire);
-        if n as u64 + u64::from(uncovered) <= u64::from(depth) {
+        let spare = u32::from(uncovered > 0);
+        if n as u64 + u64::from(uncovered + spare) <= u64::from(depth) {
             return Ok(());
         }
         Err(Error::BatchBehindUnsignaled {
@@ -106,7 +167,59 @@ impl Uncovered {
     }
 }
 
+/// How a send posted under the chain goes: whether it asks for a
+/// completion, and whether it took the chain's spare credit (it starts
+/// the chain).
+#[derive(Clone, Copy)]
+pub(crate) struct Joining {
+    pub(crate) signaled: bool,
+    spare_taken: bool,
+    cover: bool,
+}
+
+impl Joining {
+    /// A request that asks for its completion and covers the chain.
+    pub(crate) fn signaled() -> Self {
+        Self {
+            signaled: true,
+            spare_taken: false,
+            cover: false,
+        }
+    }
+}
+
 impl Chain {
+    /// Decides how a send of `qp` posted now goes (see [`Joining`]): a
+    /// signaled one, or a cover, covers the chain; an unsignaled one is
+    /// signaled after all if half the send queue would be uncovered, or if
+    /// it would start the chain and no credit is spare.
+    pub(crate) fn join(&mut self, qp: &QpInner, signal: Signal) -> Joining {
+        let unsignaled = Joining {
+            signaled: false,
+            spare_taken: false,
+            cover: false,
+        };
+        match signal {
+            Signal::Signaled => Joining::signaled(),
+            Signal::Cover => Joining {
+                cover: true,
+                ..Joining::signaled()
+            },
+            Signal::Unsignaled if self.must_signal(qp.max_send_wr()) => Joining::signaled(),
+            Signal::Unsignaled if self.len > 0 => unsignaled,
+            Signal::Unsignaled if qp.take_credit(Queue::Send) => Joining {
+                spare_taken: true,
+                ..unsignaled
+            },
+            Signal::Unsignaled => Joining::signaled(),
+        }
+    }
+
+    /// Whether no request is uncovered.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
     /// The rider of a request posted now: the newest uncovered one.
     pub(crate) fn tail(&self) -> Option<WrId> {
         self.tail
@@ -256,6 +369,10 @@ impl<T: Transport, S: State> QueuePair<T, S> {
     /// resolves; when another thread reaps, possibly a moment after. A
     /// batch that would need their send-queue slots is refused (it covers
     /// none of them).
+    ///
+    /// A queue pair dropped (or otherwise shut down) with uncovered
+    /// requests covers them itself: their segments come back once its
+    /// flushes are reaped.
     ///
     /// A post that fails after the provider may have queued it resolves
     /// `Ok(())` too (nothing is handed back while the NIC may use it); the

@@ -485,7 +485,12 @@ impl QpInner {
     }
 
     fn in_flight(&self) -> u32 {
-        self.send_credits.used() + self.recv_credits.used()
+        // The unsignaled chain's spare credit carries no request.
+        let sends = self
+            .send_credits
+            .used()
+            .saturating_sub(self.uncovered.spare());
+        sends + self.recv_credits.used()
     }
 
     fn to_error(&self) -> Result<()> {
@@ -499,10 +504,12 @@ impl QpInner {
     /// Moves the QP to ERR for `cause`: every request outstanding on it is
     /// flushed, and each resolves with [`Error::ShutDown`] naming the first
     /// cause recorded. Never waits.
-    pub(crate) fn shut_down(&self, cause: Shutdown) {
+    pub(crate) fn shut_down(self: &Arc<Self>, cause: Shutdown) {
         let _ = self.shutdown.set(cause);
         match self.to_error() {
-            Ok(()) => {}
+            // Unsignaled requests that ran give no completion, and nothing
+            // signaled follows them any more: cover them.
+            Ok(()) => Uncovered::cover(self),
             // Destroyed already: nothing is left to flush.
             Err(Error::ShutDown(_)) => {}
             // No flush will come: destroying it is the only other way to
