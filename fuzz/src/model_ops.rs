@@ -403,11 +403,13 @@ impl World {
 
     /// Holds `fut` for `ops`, noting at once whether it posted.
     fn hold(&mut self, fut: Fut, ops: Vec<usize>) {
+        // Noted before anything runs DMA: the oracle must know it may
+        // have executed.
+        let l = Live { fut, ops };
+        self.note_posted(&l);
         if self.live.len() >= MAX_LIVE {
             self.await_one(0);
         }
-        let l = Live { fut, ops };
-        self.note_posted(&l);
         self.live.push(l);
     }
 
@@ -603,6 +605,8 @@ impl World {
                     assert_eq!((l, max), (len, MAX_INLINE));
                 }
                 Poll::Ready(Err(Error::RemoteOutOfBounds { .. })) if too_far => {}
+                // A queue pair shut down refuses it first.
+                Poll::Ready(Err(Error::ShutDown(_))) if !too_far => {}
                 Poll::Ready(r) => panic!("an inline op {why} resolved with {r:?}"),
                 Poll::Pending => panic!("an inline op {why} is pending"),
             }
@@ -1008,6 +1012,13 @@ impl World {
         segs: Option<Vec<Segment<[u8], Rw>>>,
         was_waiting: bool,
     ) {
+        if self.trace {
+            let what = match &r {
+                Resolved::Done(r) => format!("{r:?}"),
+                Resolved::Posted => "posted (unsignaled)".into(),
+            };
+            eprintln!("  ops {ops:?} resolved: {what}");
+        }
         let r = match r {
             Resolved::Done(r) => r,
             Resolved::Posted => {
@@ -1226,6 +1237,11 @@ impl World {
             }
         }
         if let Some(x) = fine.iter().position(|f| !f) {
+            if self.trace {
+                for o in &q {
+                    eprintln!("  queue: {:?} seq {:?} {:?}", o.kind, o.seq, o.outcome);
+                }
+            }
             panic!(
                 "grant byte {x} of side {} is {:#04x}: no prefix of the writes leaves that",
                 1 - side,

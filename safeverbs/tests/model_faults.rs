@@ -518,6 +518,36 @@ fn a_request_whose_completion_the_cq_lost_reports_the_cq_failure(dev: &Device) -
     Ok(())
 }
 
+/// Unsignaled sends that ran, on a queue pair dropped while the provider
+/// refuses the library's cover (the zero-length write posted in ERR that
+/// would cover them): the queue pair is destroyed instead, which releases
+/// them. Without that fallback their carves stay held for ever.
+fn unsignaled_sends_are_released_when_the_cover_is_refused(dev: &Device) -> Result<(), Skip> {
+    let m = model(dev)?;
+    let p = pair::<Rc>(dev, 16);
+    let src = p.pd.register_zeroed::<u8>(128, Access::local()).unwrap();
+    let land = p.pd.register_zeroed::<u8>(128, Access::local()).unwrap();
+    let recv = p.b.recv(land.slice_rw(0..128).unwrap());
+    within_10s(p.a.send_unsignaled(src.slice_ro(0..128).unwrap())).unwrap();
+    within_10s(recv).0.unwrap();
+    assert_eq!(src.live_segments(), 1, "uncovered: the library holds it");
+    let common::Pair { a, b, cq, .. } = p;
+    m.inject(Fault::PostRefused { after: 0 });
+    drop(a);
+    assert_eq!(m.pending_faults(), 0, "the cover was posted, and refused");
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while src.live_segments() > 0 || cq.in_flight() > 0 {
+        cq.poll().unwrap();
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the carve is still held 5 s after the queue pair was dropped"
+        );
+        std::thread::yield_now();
+    }
+    drop(b);
+    Ok(())
+}
+
 fn main() -> std::process::ExitCode {
     common::run(trials![
         host the_same_seed_replays_the_same_schedule,
@@ -531,5 +561,6 @@ fn main() -> std::process::ExitCode {
         device a_request_whose_completion_the_cq_lost_reports_the_cq_failure,
         device a_queue_pair_destroyed_during_a_post_waits_for_it,
         device a_queue_pair_destroyed_during_a_batch_post_waits_for_it,
+        device unsignaled_sends_are_released_when_the_cover_is_refused,
     ])
 }

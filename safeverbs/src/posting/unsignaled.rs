@@ -127,7 +127,8 @@ impl Uncovered {
     /// Covers the chain of `qp`, shut down and moved to ERR: a signaled
     /// zero-length write on the chain's spare credit, which is flushed
     /// (a zero-length write touches no memory even if it ran) and whose
-    /// flush completion covers every request before it.
+    /// flush completion covers every request before it; if the provider
+    /// refuses it, `qp` is destroyed instead.
     pub(crate) fn cover(qp: &Arc<QpInner>) {
         if qp.uncovered.len.load(Ordering::Acquire) == 0 {
             return;
@@ -142,10 +143,17 @@ impl Uncovered {
             length: 0,
             lkey: 0,
         };
-        // Nothing to hand back: it holds no segment, and if it is not
-        // posted (covered meanwhile, or refused) the chain keeps what it
-        // had.
-        let _ = post_one(qp, request, sge, 0, None, Signal::Cover);
+        // It holds no segment: nothing to hand back.
+        let refused = matches!(
+            post_one(qp, request, sge, 0, None, Signal::Cover),
+            Posting::Refused(..)
+        );
+        if refused && qp.uncovered.len.load(Ordering::Acquire) > 0 {
+            // Not covered meanwhile, and the provider refused the cover:
+            // no completion will ever come for the chain, so destroy the
+            // queue pair, which fails (and releases) every request of it.
+            qp.destroy(qp.shutdown_cause().unwrap_or(crate::Shutdown::Dropped));
+        }
     }
 
     /// Whether a batch of `n` can ever have its slots in a send queue of
