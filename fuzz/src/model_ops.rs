@@ -571,6 +571,41 @@ impl World {
         }
     }
 
+    /// For a write (`write`), the peer's grant at `roff..roff + rlen`
+    /// (`None`: outside it, nothing to post); for a send, `Some(None)`.
+    #[allow(clippy::option_option)]
+    fn target(
+        &self,
+        s: usize,
+        write: bool,
+        roff: usize,
+        rlen: usize,
+    ) -> Option<Option<safeverbs::RemoteSegment<[u8]>>> {
+        match write {
+            true => self.remote(s, roff, rlen).map(Some),
+            false => Some(None),
+        }
+    }
+
+    /// A write of message `id` to `roff` of the grant, or a send of it.
+    fn message(write: bool, id: u32, off: usize, len: usize, roff: usize) -> Kind {
+        match write {
+            true => Kind::Write {
+                id,
+                off,
+                len,
+                dst: Some(roff),
+                imm: None,
+            },
+            false => Kind::Send {
+                id,
+                off,
+                len,
+                imm: None,
+            },
+        }
+    }
+
     /// An inline send or write of message `id`, from bytes that are
     /// overwritten once the call returns (the provider, or the waiting
     /// future, must have copied them).
@@ -580,13 +615,8 @@ impl World {
         }
         let len = 1 + (len - 1) % (MAX_INLINE + 16);
         let rlen = Self::rlen(len, slack);
-        let remote = if write {
-            match self.remote(s, roff, rlen) {
-                Some(remote) => Some(remote),
-                None => return,
-            }
-        } else {
-            None
+        let Some(remote) = self.target(s, write, roff, rlen) else {
+            return;
         };
         let Some(id) = self.new_id() else { return };
         let mut bytes = pattern_bytes(id, len);
@@ -621,21 +651,7 @@ impl World {
         if timeout {
             fut = fut.timeout(Duration::ZERO);
         }
-        let kind = match write {
-            true => Kind::Write {
-                id,
-                off: 0,
-                len,
-                dst: Some(roff),
-                imm: None,
-            },
-            false => Kind::Send {
-                id,
-                off: 0,
-                len,
-                imm: None,
-            },
-        };
+        let kind = Self::message(write, id, 0, len, roff);
         let k = self.new_op(s, kind);
         self.hold(Fut::Inline(Box::new(fut)), vec![k]);
     }
@@ -656,13 +672,8 @@ impl World {
             return;
         }
         let rlen = Self::rlen(len, slack);
-        let remote = if write {
-            match self.remote(s, roff, rlen) {
-                Some(remote) => Some(remote),
-                None => return,
-            }
-        } else {
-            None
+        let Some(remote) = self.target(s, write, roff, rlen) else {
+            return;
         };
         let Some(id) = self.new_id() else { return };
         let Some(mut seg) = Self::carve(&self.sides[s].src, off, len) else {
@@ -690,21 +701,7 @@ impl World {
         if timeout {
             fut = fut.timeout(Duration::ZERO);
         }
-        let kind = match write {
-            true => Kind::Write {
-                id,
-                off,
-                len,
-                dst: Some(roff),
-                imm: None,
-            },
-            false => Kind::Send {
-                id,
-                off,
-                len,
-                imm: None,
-            },
-        };
+        let kind = Self::message(write, id, off, len, roff);
         let k = self.new_op(s, kind);
         self.hold(Fut::Unsig(fut), vec![k]);
     }
