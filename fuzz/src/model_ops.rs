@@ -1052,8 +1052,18 @@ impl World {
         // needs no position.
         // A request failed by a broken queue may have been posted by
         // this poll and executed before its completion was lost.
-        let lost = matches!(r, Err(Error::ShutDown(Shutdown::CqFailed(_))));
-        assert!(!lost || self.overrun, "a queue failed with no overrun injected: {r:?}");
+        // So may one whose queue pair was destroyed because its cover
+        // was refused.
+        let lost = matches!(
+            r,
+            Err(Error::ShutDown(
+                Shutdown::CqFailed(_) | Shutdown::CoverRefused
+            ))
+        );
+        assert!(
+            !lost || self.overrun || self.refusal,
+            "a queue pair destroyed with no overrun or refusal injected: {r:?}"
+        );
         let posted_now = match &r {
             Ok(_) => true,
             Err(Error::Timeout(..) | Error::Verb { .. }) => false,

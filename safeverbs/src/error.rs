@@ -270,6 +270,14 @@ pub enum Shutdown {
     /// with it, even on a queue pair that was shut down before for another
     /// cause.
     CqFailed(i32),
+    /// The queue pair was shut down (for another cause) with unsignaled
+    /// requests that nothing signaled followed, and the provider refused
+    /// the request that would have covered them: no completion could ever
+    /// release them, so the queue pair was destroyed. As with
+    /// [`CqFailed`](Self::CqFailed), a request that ends with it may or may
+    /// not have executed, and every request outstanding at the destruction
+    /// ends with it.
+    CoverRefused,
 }
 
 impl std::fmt::Display for Shutdown {
@@ -287,6 +295,10 @@ impl std::fmt::Display for Shutdown {
                 f,
                 "its completion queue failed (ibv_poll_cq returned {rc}), so the queue pair \
                  was destroyed"
+            ),
+            Self::CoverRefused => f.write_str(
+                "the provider refused the request that would have covered its unsignaled \
+                 requests, so the queue pair was destroyed",
             ),
         }
     }

@@ -152,7 +152,7 @@ impl Uncovered {
             // Not covered meanwhile, and the provider refused the cover:
             // no completion will ever come for the chain, so destroy the
             // queue pair, which fails (and releases) every request of it.
-            qp.destroy(qp.shutdown_cause().unwrap_or(crate::Shutdown::Dropped));
+            qp.destroy(crate::Shutdown::CoverRefused);
         }
     }
 
