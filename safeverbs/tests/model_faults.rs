@@ -549,6 +549,57 @@ fn unsignaled_sends_are_released_when_the_cover_is_refused(dev: &Device) -> Resu
     Ok(())
 }
 
+/// The model's check behind every segment the library hands to the user
+/// (`Segment::from_raw`): bytes that a queued request will still write,
+/// or read while the user may write them, are reported at once. The
+/// library never does this (the whole suite runs under the check), so the
+/// test breaks the rule with the unsafe carves that skip the overlap
+/// check, and watches the report.
+fn the_model_reports_bytes_handed_out_while_a_queued_request_uses_them(
+    dev: &Device,
+) -> Result<(), Skip> {
+    model(dev)?;
+    let p = pair::<Rc>(dev, 8);
+    let inbox = p.pd.register([0u8; 64], Access::local()).unwrap();
+    let outbox = p.pd.register([7u8; 64], Access::local()).unwrap();
+    // Busy-poll queues: nothing runs until a queue is polled.
+    let recv = p.b.recv(inbox.read_write().unwrap());
+    let send = p.a.send(outbox.read_only().unwrap());
+    let report = |what: &str, carve: &dyn Fn()| {
+        let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(carve));
+        let message = caught
+            .err()
+            .and_then(|e| e.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| panic!("{what}: no report"));
+        assert!(
+            message.contains("while the model device still had a request queued"),
+            "{message}"
+        );
+        println!("{what}: {message}");
+    };
+    report("a receive's target, read-write", &|| {
+        // SAFETY: none: the test breaks the rule of the unchecked carve on
+        // purpose; the check panics before the segment exists.
+        drop(unsafe { inbox.read_write_unchecked() });
+    });
+    report("a send's source, read-write", &|| {
+        // SAFETY: as above.
+        drop(unsafe { outbox.read_write_unchecked() });
+    });
+    // A read-only carve of a send's source is what the rules allow.
+    drop(outbox.read_only().unwrap());
+    let (sent, _) = within_10s(send);
+    sent.unwrap();
+    let (got, msg) = within_10s(recv);
+    assert_eq!(got.unwrap().byte_len, 64);
+    assert_eq!(msg.read(), [7u8; 64]);
+    drop(msg);
+    // Run and reaped: the bytes are the user's again.
+    drop(inbox.read_write().unwrap());
+    drop(outbox.read_write().unwrap());
+    Ok(())
+}
+
 fn main() -> std::process::ExitCode {
     common::run(trials![
         host the_same_seed_replays_the_same_schedule,
@@ -563,5 +614,6 @@ fn main() -> std::process::ExitCode {
         device a_queue_pair_destroyed_during_a_post_waits_for_it,
         device a_queue_pair_destroyed_during_a_batch_post_waits_for_it,
         device unsignaled_sends_are_released_when_the_cover_is_refused,
+        device the_model_reports_bytes_handed_out_while_a_queued_request_uses_them,
     ])
 }

@@ -100,7 +100,17 @@ impl<T: ?Sized + RdmaBuf, M: Mode> fmt::Debug for Segment<T, M> {
 }
 
 impl<T: ?Sized + RdmaBuf, M: Mode> Segment<T, M> {
+    /// The segment, handed to the user: every carve, and every segment a
+    /// future hands back, comes through here.
     pub(crate) fn from_raw(raw: RawSegment) -> Self {
+        // The model device checks that none of its queued requests still
+        // uses these bytes (no cost without the feature, one comparison on
+        // a real device).
+        #[cfg(feature = "model")]
+        if let Some(model) = raw.region.pd.device.model() {
+            let writable = M::ACCESS == crate::memory::interval::Access::Exclusive;
+            model.check_handed_back(raw.addr(), raw.len, writable);
+        }
         Self {
             raw,
             _type: PhantomData,

@@ -67,6 +67,7 @@ mod engine;
 mod state;
 
 use std::fmt;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use crate::completions::completion::WcStatus;
@@ -257,12 +258,49 @@ impl Model {
             .sum()
     }
 
+    /// Turns off (or on again) the check that every segment SafeVerbs
+    /// hands to the user, carved or given back with a result, is free of
+    /// the model's queued requests: no request that has not run may
+    /// still write its bytes, or read them while the user may write them.
+    /// A hit panics, naming the request: it is a bug of the library. On by
+    /// default; a benchmark that measures the library alone turns it off.
+    pub fn check_ownership(&self, on: bool) {
+        self.fabric.checks.store(on, Ordering::Relaxed);
+    }
+
     /// Runs scheduler steps until no request can make progress now (a
     /// receiver that is not ready leaves its sender waiting) or `max`
     /// steps ran; returns how many ran. Polling does this a few steps at a
     /// time; tests call it to let the wire finish.
     pub fn settle(&self, max: usize) -> usize {
         self.fabric.lock().run(max)
+    }
+}
+
+impl Model {
+    /// The library hands the `len` bytes at `addr` to the user (a carve, or
+    /// a segment given back with a result), writable or not: no request
+    /// the model has queued and not run may still use them so (see
+    /// [`State::claim`](state::State::claim)). One that does is a bug of
+    /// the library (the NIC would move bytes the user holds), reported as
+    /// Miri reports undefined behaviour: at once, with what it found.
+    pub(crate) fn check_handed_back(&self, addr: u64, len: usize, writable: bool) {
+        if !self.fabric.checks.load(Ordering::Relaxed) {
+            return;
+        }
+        let claim = self.fabric.lock().claim(addr, len, writable);
+        if let Some(claim) = claim {
+            let how = if writable { "read-write" } else { "read-only" };
+            #[allow(clippy::panic)] // A detected library bug, as a failed assertion.
+            {
+                panic!(
+                    "SafeVerbs handed {len} bytes at {addr:#x} to the user {how} while the \
+                     model device still had a request queued over them (queue pair {}, \
+                     wr_id {:#x}) that has not run: memory handed back while the NIC owns it",
+                    claim.qpn, claim.wr_id
+                );
+            }
+        }
     }
 }
 

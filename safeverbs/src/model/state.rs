@@ -7,6 +7,7 @@
 
 use std::collections::{BTreeMap, VecDeque};
 use std::os::fd::OwnedFd;
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -30,6 +31,9 @@ pub(crate) struct Fabric {
     state: Mutex<State>,
     /// Signalled when a held post is released ([`Fault::HeldPost`]).
     released: Condvar,
+    /// Whether segments handed to the user are checked against the
+    /// queued requests (`Model::check_handed_back`).
+    pub(crate) checks: AtomicBool,
 }
 
 impl Fabric {
@@ -50,6 +54,7 @@ impl Fabric {
                 engine: false,
             }),
             released: Condvar::new(),
+            checks: AtomicBool::new(true),
         })
     }
 
@@ -305,6 +310,50 @@ pub(crate) struct RecvWqe {
 }
 
 pub(crate) const PSN_MASK: u32 = 0x00ff_ffff;
+
+/// A request queued on the model whose memory the user was handed: its
+/// queue pair and `wr_id`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Claim {
+    pub(crate) qpn: u32,
+    pub(crate) wr_id: u64,
+}
+
+/// Whether an entry's bytes and `[addr, addr + len)` share a byte.
+fn overlaps(sge: &sys::ibv_sge, addr: u64, len: usize) -> bool {
+    let (start, end) = (
+        u128::from(sge.addr),
+        u128::from(sge.addr) + u128::from(sge.length),
+    );
+    let (from, to) = (u128::from(addr), u128::from(addr) + len as u128);
+    start < to && from < end
+}
+
+impl State {
+    /// A request queued and not run yet whose DMA conflicts with the user
+    /// holding the `len` bytes at `addr`: one that will write them (a
+    /// receive, an RDMA READ), or, if the user may write them (`writable`),
+    /// one that will read them (a send or RDMA WRITE; not inline data,
+    /// copied when it was posted). A queue pair in ERR runs nothing more
+    /// (its requests are only flushed), so it claims nothing.
+    pub(crate) fn claim(&self, addr: u64, len: usize, writable: bool) -> Option<Claim> {
+        let live = self.qps.iter().filter(|(_, qp)| qp.state != QpState::Err);
+        for (&qpn, qp) in live {
+            let writes = qp.rq.iter().map(|w| (w.wr_id, &w.sges, true));
+            let sends = qp.sq.iter().filter(|w| w.inline.is_none()).map(|w| {
+                let writes = w.opcode == sys::ibv_wr_opcode::IBV_WR_RDMA_READ;
+                (w.wr_id, &w.sges, writes)
+            });
+            for (wr_id, sges, writes) in writes.chain(sends) {
+                let conflict = writes || writable;
+                if conflict && sges.as_slice().iter().any(|s| overlaps(s, addr, len)) {
+                    return Some(Claim { qpn, wr_id });
+                }
+            }
+        }
+        None
+    }
+}
 
 impl State {
     pub(crate) fn id(&mut self) -> u32 {
