@@ -600,6 +600,83 @@ fn the_model_reports_bytes_handed_out_while_a_queued_request_uses_them(
     Ok(())
 }
 
+/// Issue 12: the chain of uncovered unsignaled requests is in the send
+/// queue's order, whatever the threads do. An unsignaled write is held
+/// inside its verb ([`Fault::HeldPost`]) with a run of them before it,
+/// while another thread posts a signaled write: that write must not go
+/// ahead of the held one and cover it (its completion would then release
+/// the held write's bytes before the write is even queued). The
+/// mechanism: a send that joins or covers the chain is posted under the
+/// chain's lock (`post_one`).
+fn a_signaled_write_never_covers_an_unsignaled_one_still_being_posted(
+    dev: &Device,
+) -> Result<(), Skip> {
+    const SIZE: usize = 64;
+    let m = model(dev)?;
+    let p = pair::<Rc>(dev, 16);
+    let src =
+        p.pd.register_slice(&pattern(3 * SIZE, 4), Access::local())
+            .unwrap();
+    let dst =
+        p.pd.register_zeroed::<u8>(3 * SIZE, Access::remote_write())
+            .unwrap();
+    let write = |k: usize| {
+        let seg = src.slice_ro(k * SIZE..(k + 1) * SIZE).unwrap();
+        let target = dst
+            .remote()
+            .slice((k * SIZE) as u64..((k + 1) * SIZE) as u64);
+        (seg, target.unwrap())
+    };
+    let bounded = |what: &str, done: &dyn Fn() -> bool| {
+        let until = std::time::Instant::now() + Duration::from_secs(10);
+        while !done() {
+            assert!(std::time::Instant::now() < until, "{what} within 10 s");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    };
+    // The chain is not empty: a signaled post joins its lock.
+    let (seg, target) = write(0);
+    within_10s(p.a.write_unsignaled(seg, target)).unwrap();
+    std::thread::scope(|s| {
+        m.inject(Fault::HeldPost);
+        let held = s.spawn(|| {
+            let (seg, target) = write(1);
+            within_10s(p.a.write_unsignaled(seg, target)).unwrap();
+        });
+        bounded("the unsignaled write is held inside its verb", &|| {
+            m.pending_faults() == 0
+        });
+        let signaled = s.spawn(|| {
+            let (seg, target) = write(2);
+            let (res, _) = within_10s(p.a.write(seg, target));
+            res.unwrap();
+        });
+        // Time for the signaled write to go ahead, if it could, and
+        // complete (its completion would cover the held write).
+        let until = std::time::Instant::now() + Duration::from_millis(300);
+        while !signaled.is_finished() && std::time::Instant::now() < until {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        assert!(
+            matches!(src.slice_rw(SIZE..2 * SIZE), Err(Error::Overlap(_))),
+            "the bytes of an unsignaled write still inside its verb were handed back: \
+             a signaled write posted after it covered it from ahead of it in the queue"
+        );
+        assert!(m.release_held_post(), "the post was held");
+        held.join().unwrap();
+        signaled.join().unwrap();
+    });
+    assert_eq!(
+        dst.bytes_ro(0..3 * SIZE).unwrap().to_vec(),
+        pattern(3 * SIZE, 4),
+        "every write landed"
+    );
+    common::reap_until(&p.cq, 0);
+    assert_eq!(p.a.in_flight(), 0, "covered: every slot came back");
+    drop(src.slice_rw(0..3 * SIZE).expect("every carve was released"));
+    Ok(())
+}
+
 fn main() -> std::process::ExitCode {
     common::run(trials![
         host the_same_seed_replays_the_same_schedule,
@@ -615,5 +692,6 @@ fn main() -> std::process::ExitCode {
         device a_queue_pair_destroyed_during_a_batch_post_waits_for_it,
         device unsignaled_sends_are_released_when_the_cover_is_refused,
         device the_model_reports_bytes_handed_out_while_a_queued_request_uses_them,
+        device a_signaled_write_never_covers_an_unsignaled_one_still_being_posted,
     ])
 }
