@@ -13,7 +13,10 @@
 //!   later step, chosen by a seeded scheduler, just before its completion is
 //!   queued. Memory the library handed back too early is read or written
 //!   after the user got it back: the test sees wrong bytes, Miri a data race
-//!   or a use after free.
+//!   or a use after free. And before that, at the moment the library hands
+//!   such memory to the user (a carve, or a segment given back with a
+//!   result), the model panics, naming the queued request that still uses
+//!   it ([`Model::check_ownership`]).
 //! - **It reorders what the verbs allow and nothing else**: requests of
 //!   different queue pairs run in a seeded order, completions are delayed (a
 //!   poll may find nothing although work is pending; a send's completion,
