@@ -157,6 +157,8 @@
 //! repository's `softroce/run -- <program>` boots a small virtual machine
 //! with it when the host kernel has none.
 #![forbid(clippy::undocumented_unsafe_blocks)]
+// docs.rs builds on nightly with `--cfg docsrs`: mark what needs a feature.
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod completions;
 mod device;
