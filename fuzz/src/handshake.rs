@@ -27,8 +27,8 @@
 //! 4. Errors are values of the documented variants: a peer of another
 //!    declaration `Fingerprint`/`Undeclared`, another transport
 //!    `TransportMismatch`, a bad frame `Endpoint`, a bad region descriptor
-//!    `BadSelection`, a stream that ends early `Endpoint(Truncated)`
-//!    (in the endpoint) or `Exchange(UnexpectedEof)`, one that goes silent
+//!    `BadDescriptor`, a stream that ends early `Endpoint(Truncated)`
+//!    (in the endpoint) or `PeerLeft` naming the step, one that goes silent
 //!    `Timeout`, one that fails `Exchange` with its error.
 //! 5. The stream's timeouts are put back; the handshake allocates less
 //!    than 4 KiB whatever the peer sends (its messages; the bytes it
@@ -220,15 +220,15 @@ fn one<R: Role>(peer: Peer<'_>) {
                 );
                 assert!(err.to_string().contains("not version 1"), "{err}");
                 assert!(
-                    matches!(err, Error::Exchange(e) if e.kind() == io::ErrorKind::InvalidData)
+                    matches!(err, Error::HelloMismatch { found, version: 1 }
+                        if found[..] == theirs[..=i]),
+                    "{err:?}"
                 );
             }
             Some(_) => {
                 assert_eq!(run.consumed, STEP_2);
                 assert!(err.to_string().contains("too; one end must be"), "{err}");
-                assert!(
-                    matches!(err, Error::Exchange(e) if e.kind() == io::ErrorKind::InvalidData)
-                );
+                assert!(matches!(err, Error::SameRole { .. }), "{err:?}");
             }
             None => ended(err, peer, "the peer's connection hello"),
         }
@@ -236,7 +236,7 @@ fn one<R: Role>(peer: Peer<'_>) {
         match bytes.get(STEP_2..STEP_3) {
             Some(_) => {
                 assert_eq!(run.consumed, STEP_3);
-                assert!(matches!(err, Error::BadSelection(_)), "{err:?}");
+                assert!(matches!(err, Error::BadDescriptor { .. }), "{err:?}");
             }
             None => ended(err, peer, "the descriptor of the peer's region"),
         }
@@ -244,6 +244,7 @@ fn one<R: Role>(peer: Peer<'_>) {
         match bytes.get(STEP_3) {
             Some(b) => {
                 assert_eq!(run.consumed, STEP_4);
+                assert!(matches!(err, Error::NotReady { found } if found == b), "{err:?}");
                 assert!(
                     err.to_string().contains(&format!("{b:#04x}, not ready")),
                     "{err}"
@@ -272,8 +273,8 @@ fn ended_in_frame(err: &Error, peer: Peer<'_>, bytes: &[u8]) {
 /// awaited.
 fn ended(err: &Error, peer: Peer<'_>, what: &str) {
     match (err, peer.end) {
-        (Error::Exchange(e), End::Close) => {
-            assert_eq!(e.kind(), io::ErrorKind::UnexpectedEof, "{err}");
+        (Error::PeerLeft { during }, End::Close) => {
+            assert_eq!(*during, what);
             assert!(err.to_string().contains(what), "{err}");
         }
         (Error::Timeout(_, awaited), End::Stall) => assert_eq!(*awaited, what),

@@ -13,7 +13,8 @@
 //!    slice, 0 for a slice of a zero-sized type); `addr + len` within
 //!    `u64`. Anything else is an error value (the size, as
 //!    `Error::Endpoint(Truncated | Oversized)`; the shape, as
-//!    `Error::BadSelection` naming the length, address and type).
+//!    `Error::BadDescriptor` with the length, address and type, which its
+//!    message names).
 //! 2. Canonical: an accepted descriptor re-encodes to the same 20 bytes (no
 //!    field is normalized).
 //! 3. A part of it is handed out exactly when it lies inside it, at the
@@ -127,7 +128,13 @@ fn decode<T: ?Sized + RdmaBuf>(data: &[u8], shape: Shape) -> Option<RemoteRegion
         Err(e) => {
             assert!(!valid, "{ty}: refused a valid descriptor {bytes:02x?}: {e}");
             match &e {
-                Error::BadSelection(msg) => {
+                Error::BadDescriptor {
+                    addr: a,
+                    len: l,
+                    ty: t,
+                } => {
+                    assert_eq!((*a, *l, *t), (addr, len, ty), "{ty}: {e}");
+                    let msg = e.to_string();
                     assert!(msg.contains(&format!("{len} bytes at {addr:#x}")), "{msg}");
                     assert!(msg.contains(ty), "{msg}");
                 }

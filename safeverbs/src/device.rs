@@ -42,8 +42,10 @@ impl DeviceOptions {
         fn num(name: &'static str) -> Result<Option<u8>> {
             var(name)
                 .map(|v| {
-                    v.parse::<u8>().map_err(|_| {
-                        Error::BadSelection(format!("{name}={v:?} is not a number from 0 to 255"))
+                    v.parse::<u8>().map_err(|_| Error::BadEnv {
+                        var: name,
+                        value: v,
+                        expected: "a number from 0 to 255",
                     })
                 })
                 .transpose()
@@ -251,10 +253,10 @@ impl Device {
             (Some(want), _) if names.is_empty() => Err(Error::NoDevice(format!(
                 "no device named {want:?}: libibverbs lists no devices at all"
             ))),
-            (Some(want), _) => Err(Error::BadSelection(format!(
-                "no RDMA device named {want:?}; this machine has: {}",
-                names.join(", ")
-            ))),
+            (Some(want), _) => Err(Error::NoSuchDevice {
+                name: want.clone(),
+                available: names,
+            }),
             (None, Some(e)) => Err(e),
             (None, None) => Err(Error::NoDevice("libibverbs lists no devices".into())),
         }
@@ -342,10 +344,11 @@ impl Context {
     fn choose_port(&self, ports: u8, options: &DeviceOptions) -> Result<PortInfo> {
         let candidates: Vec<u8> = match options.port {
             Some(p) if p == 0 || p > ports => {
-                return Err(Error::BadSelection(format!(
-                    "device {} has no port {p} (ports 1..={ports})",
-                    self.name
-                )))
+                return Err(Error::NoSuchPort {
+                    device: self.name.clone(),
+                    port: p,
+                    ports,
+                })
             }
             Some(p) => vec![p],
             None => (1..=ports).collect(),
@@ -354,10 +357,11 @@ impl Context {
             let attr = self.query_port(port)?;
             if attr.state != sys::ibv_port_state::IBV_PORT_ACTIVE {
                 if options.port.is_some() {
-                    return Err(Error::BadSelection(format!(
-                        "port {port} of {} is not active (state {})",
-                        self.name, attr.state.0
-                    )));
+                    return Err(Error::PortNotActive {
+                        device: self.name.clone(),
+                        port,
+                        state: attr.state.0,
+                    });
                 }
                 continue;
             }
@@ -413,10 +417,12 @@ impl Context {
             }
         }
         match (wanted, best) {
-            (Some(w), _) => Err(Error::BadSelection(format!(
-                "GID index {w} is not valid on port {port} of {} (table of {len})",
-                self.name
-            ))),
+            (Some(w), _) => Err(Error::NoSuchGid {
+                device: self.name.clone(),
+                port,
+                index: w,
+                table: len,
+            }),
             (None, Some((_, index, gid, kind))) => Ok((index, gid, kind)),
             (None, None) => Err(Error::NoDevice(format!(
                 "port {port} of {} has no usable GID (is the network interface up with an \

@@ -8,7 +8,8 @@ use std::io;
 use crate::completions::completion::WcStatus;
 use crate::completions::events::CqMode;
 use crate::memory::interval::Conflict;
-use crate::setup::endpoint::{DecodeError, TransportKind};
+use crate::queue_pair::transport::TransportKind;
+use crate::setup::endpoint::DecodeError;
 
 /// What a SafeVerbs call can fail with.
 ///
@@ -47,9 +48,155 @@ pub enum Error {
          `softroce/run -- <your program>` (see softroce/README.md)"
     )]
     NoDevice(String),
-    /// The device, port or GID asked for does not exist or is not usable.
-    #[error("{0}")]
-    BadSelection(String),
+    /// A system call other than a verb failed: duplicating a descriptor,
+    /// making it non-blocking, starting the notifier thread, registering
+    /// with tokio's IO driver.
+    #[error("{call} failed: {source}")]
+    Os {
+        /// The call, e.g. `dup`.
+        call: &'static str,
+        /// The error it reported.
+        source: io::Error,
+    },
+    /// The allocator had no memory for a region SafeVerbs allocates.
+    #[error("allocating {bytes} bytes for a region failed: out of memory")]
+    OutOfMemory {
+        /// Bytes asked for.
+        bytes: usize,
+    },
+    /// A variable of the environment that SafeVerbs reads
+    /// (`SAFEVERBS_PORT`, `SAFEVERBS_GID_INDEX`, `SAFEVERBS_MODEL_SEED`)
+    /// holds a value it cannot use.
+    #[error("{var}={value:?} is not {expected}")]
+    BadEnv {
+        /// The variable.
+        var: &'static str,
+        /// What it holds.
+        value: String,
+        /// What it should hold.
+        expected: &'static str,
+    },
+    /// No RDMA device has the name asked for (`SAFEVERBS_DEVICE`,
+    /// `DeviceOptions::device`).
+    #[error("no RDMA device named {name:?}; this machine has: {}", .available.join(", "))]
+    NoSuchDevice {
+        /// The name asked for.
+        name: String,
+        /// The devices libibverbs lists.
+        available: Vec<String>,
+    },
+    /// The device has no port of the number asked for.
+    #[error("device {device} has no port {port} (ports 1..={ports})")]
+    NoSuchPort {
+        /// The device.
+        device: String,
+        /// The port asked for.
+        port: u8,
+        /// How many ports it has.
+        ports: u8,
+    },
+    /// The port asked for is not active.
+    #[error("port {port} of {device} is not active (state {state})")]
+    PortNotActive {
+        /// The device.
+        device: String,
+        /// The port.
+        port: u8,
+        /// Its `ibv_port_state`.
+        state: u32,
+    },
+    /// The GID index asked for is not in the port's table.
+    #[error("GID index {index} is not valid on port {port} of {device} (table of {table})")]
+    NoSuchGid {
+        /// The device.
+        device: String,
+        /// The port.
+        port: u8,
+        /// The index asked for.
+        index: u8,
+        /// The size of the port's GID table.
+        table: u32,
+    },
+    /// A size or count outside what the device or SafeVerbs allows
+    /// (queue depths, completion queue entries, `max_inline_data`, the
+    /// requests of a batch, the bytes of one work request); nothing was
+    /// created or posted.
+    #[error("{what} = {value} is not possible with {bound}: it must be in {min}..={max}")]
+    Limit {
+        /// What was asked for, e.g. `max_send_wr`.
+        what: &'static str,
+        /// The value asked for.
+        value: u64,
+        /// The smallest possible.
+        min: u64,
+        /// The largest possible.
+        max: u64,
+        /// What sets the bound, e.g. "device rxe0's max_qp_wr".
+        bound: String,
+    },
+    /// A batch given a different number of remote targets than segments;
+    /// nothing was posted.
+    #[error("a batch of {segments} segments needs as many remote targets, not {targets}")]
+    BatchTargets {
+        /// Segments in the batch.
+        segments: usize,
+        /// Remote targets given.
+        targets: usize,
+    },
+    /// A region SafeVerbs would allocate is larger than an allocation can
+    /// be.
+    #[error("a region of {count} × {elem_size} bytes is too large")]
+    RegionTooLarge {
+        /// Values asked for.
+        count: usize,
+        /// Bytes of one value.
+        elem_size: usize,
+    },
+    /// Memory handed to `register_external` is not aligned for its type.
+    #[error("external memory at {addr:#x} is not aligned for {ty} (alignment {align})")]
+    ExternalUnaligned {
+        /// Its address.
+        addr: usize,
+        /// The type's name.
+        ty: &'static str,
+        /// The type's alignment.
+        align: usize,
+    },
+    /// A range of a region that is not a whole, aligned run of the type
+    /// it is viewed as.
+    #[error("bytes {start}..{end} are not a whole, aligned run of {ty}")]
+    Unaligned {
+        /// First byte.
+        start: usize,
+        /// One past the last byte.
+        end: usize,
+        /// The type's name.
+        ty: &'static str,
+    },
+    /// A peer's remote-region descriptor does not describe a whole run of
+    /// the type it is decoded as (or its end overflows).
+    #[error("peer region of {len} bytes at {addr:#x} is not a whole run of {ty}")]
+    BadDescriptor {
+        /// The address it names.
+        addr: u64,
+        /// The bytes it grants.
+        len: u64,
+        /// The type it is decoded as.
+        ty: &'static str,
+    },
+    /// The region given to `connection!`'s builder to expose was
+    /// registered without remote access, so its peer could not use it.
+    #[error(
+        "the region the {role} of {what} exposes was registered without remote access, so its \
+         peer could not use it: register it with `Access::remote_write()` (or \
+         `remote_read()`/`remote_all()`)"
+    )]
+    NotExposable {
+        /// `client` or `server`.
+        role: &'static str,
+        /// The declaration (``connection `Kv` ``).
+        what: &'static str,
+    },
     /// A new segment would overlap a live read-write one (or a read-write
     /// segment would overlap anything live).
     #[error("{0}")]
@@ -135,6 +282,42 @@ pub enum Error {
     /// Reading or writing the out-of-band exchange failed.
     #[error("endpoint exchange failed: {0}")]
     Exchange(io::Error),
+    /// The peer closed its stream during the exchange or the handshake.
+    #[error("the peer closed the connection during the handshake, before {during}")]
+    PeerLeft {
+        /// What was awaited, e.g. "the peer's connection hello".
+        during: &'static str,
+    },
+    /// The peer's connection hello is not this version of SafeVerbs'
+    /// handshake (the bytes up to and including the first wrong one).
+    #[error(
+        "the peer's connection handshake is not version {version} of SafeVerbs' (got \
+         {found:02x?}); is the peer a SafeVerbs program of a compatible version?"
+    )]
+    HelloMismatch {
+        /// The hello's bytes received, up to the first wrong one.
+        found: Vec<u8>,
+        /// The version this build speaks.
+        version: u8,
+    },
+    /// Both ends of a `connection!` declaration are the same role.
+    #[error("the peer is the {peer} of {what} too; one end must be the {expected}")]
+    SameRole {
+        /// The role the peer announced (`client`, `server`, or `unknown
+        /// role`).
+        peer: &'static str,
+        /// The declaration (``connection `Kv` ``).
+        what: &'static str,
+        /// The role the peer must be.
+        expected: &'static str,
+    },
+    /// The peer's last handshake byte is not the one that says its queue
+    /// pair is ready.
+    #[error("the peer's connection handshake ended with {found:#04x}, not ready")]
+    NotReady {
+        /// The byte received.
+        found: u8,
+    },
     /// Waited too long.
     #[error("timed out after {0:?} waiting for {1}")]
     Timeout(std::time::Duration, &'static str),

@@ -194,7 +194,7 @@ pub use posting::ops::Post;
 pub use posting::unsignaled::Unsignaled;
 pub use queue_pair::qp::{QpBuilder, QueuePair, TransitionError};
 pub use queue_pair::transport::{
-    CanRecv, CanSend, Failed, Init, Rc, Reliable, Rtr, Rts, State, Transport, Uc,
+    CanRecv, CanSend, Failed, Init, Rc, Reliable, Rtr, Rts, State, Transport, TransportKind, Uc,
 };
 /// Derives [`RdmaPod`](trait@RdmaPod) for a `#[repr(C)]` struct, with its
 /// field layout `<Name>Fields`; the rules in brief are on the
@@ -205,9 +205,7 @@ pub use setup::connection::{
     declaration_fingerprint, Client, Connection, ConnectionBuilder, Declaration, Exposed, Nothing,
     Prepared, Role, Server,
 };
-pub use setup::endpoint::{
-    DecodeError, Endpoint, ReadError, TransportKind, ENCODED_LEN, ENDPOINT_VERSION,
-};
+pub use setup::endpoint::{DecodeError, Endpoint, ReadError, ENCODED_LEN, ENDPOINT_VERSION};
 pub use setup::exchange::{
     exchange, exchange_within, tcp_accept, tcp_accept_within, tcp_connect, tcp_connect_within,
     EXCHANGE_TIMEOUT,

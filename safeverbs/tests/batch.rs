@@ -387,7 +387,39 @@ fn bad_batches_are_refused_before_posting(dev: &Device) {
     let (res, back) = block_on(p.a.write_batch(segs, &remotes));
     let err = res.unwrap_err();
     println!("refused: {err}");
+    assert!(
+        matches!(
+            err,
+            Error::Limit {
+                what: "requests in a batch",
+                value: 9,
+                min: 1,
+                max: 8,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
     assert_eq!(back.len(), 9);
+    // No request at all.
+    let none: Vec<safeverbs::Segment<[u8], safeverbs::Ro>> = Vec::new();
+    let (res, back) = block_on(p.a.write_batch(none, &remotes[..0]));
+    assert!(matches!(res, Err(Error::Limit { value: 0, .. })), "{res:?}");
+    assert!(back.is_empty());
+    // Two segments, one target.
+    let segs = vec![src.bytes_ro(0..64).unwrap(), src.bytes_ro(64..128).unwrap()];
+    let (res, back) = block_on(p.a.write_batch(segs, &remotes[..1]));
+    assert!(
+        matches!(
+            res,
+            Err(Error::BatchTargets {
+                segments: 2,
+                targets: 1
+            })
+        ),
+        "{res:?}"
+    );
+    assert_eq!(back.len(), 2);
     // One target too small.
     let segs = vec![src.bytes_ro(0..128).unwrap()];
     let (res, back) = block_on(p.a.write_batch(segs, &[dst.remote().bytes(0..64).unwrap()]));

@@ -324,6 +324,16 @@ fn an_exposed_region_without_remote_access_is_refused(dev: &Device) {
     let cq = dev.create_cq(128).unwrap();
     let local = pd.register(Mailbox::zeroed(), Access::local()).unwrap();
     let err = Kv::server(&pd).cq(&cq).expose(local).prepare().unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::NotExposable {
+                role: "server",
+                what: "connection `Kv`"
+            }
+        ),
+        "{err:?}"
+    );
     assert!(err.to_string().contains("without remote access"), "{err}");
 }
 

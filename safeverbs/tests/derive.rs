@@ -331,7 +331,7 @@ fn remote_fields_are_bounded_segments_at_their_offsets() {
     // field exists.
     assert!(matches!(
         RemoteRegion::<Mailbox>::decode(&wire(base, 16, 1)),
-        Err(Error::BadSelection(_))
+        Err(Error::BadDescriptor { len: 16, .. })
     ));
 }
 
@@ -408,7 +408,7 @@ fn local_fields_are_segments_at_their_offsets(dev: &Device) {
         .expect("register");
     assert!(matches!(
         packed.fields().b.read_only(),
-        Err(Error::BadSelection(_))
+        Err(Error::Unaligned { start: 1, .. })
     ));
     assert_eq!(packed.fields().a.read_only().expect("a").offset(), 0);
 

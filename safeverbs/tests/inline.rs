@@ -194,8 +194,18 @@ fn too_long_for_inline_is_refused_before_posting(dev: &Device) {
             .max_inline_data(MAX_INLINE as u32 + 1)
             .build();
     match too_much {
-        Err(Error::BadSelection(m)) => assert!(m.contains("MAX_INLINE"), "{m}"),
-        other => panic!("expected BadSelection, got {other:?}"),
+        Err(
+            e @ Error::Limit {
+                what: "max_inline_data",
+                value,
+                max,
+                ..
+            },
+        ) => {
+            assert_eq!((value, max), (MAX_INLINE as u64 + 1, MAX_INLINE as u64));
+            assert!(e.to_string().contains("MAX_INLINE"), "{e}");
+        }
+        other => panic!("expected Error::Limit for max_inline_data, got {other:?}"),
     }
 }
 

@@ -28,6 +28,11 @@ fn a_device_that_does_not_exist_is_named_in_the_error() {
     match device_names().unwrap_or_default() {
         names if names.is_empty() => assert!(text.contains("softroce/run"), "{text}"),
         names => {
+            assert!(
+                matches!(&err, Error::NoSuchDevice { name, available }
+                    if name == "no_such_rdma_device" && *available == names),
+                "{err:?}"
+            );
             assert!(text.contains("no_such_rdma_device"), "{text}");
             assert!(
                 names.iter().all(|n| text.contains(n.as_str())),
@@ -47,6 +52,10 @@ fn a_port_or_gid_that_does_not_exist_is_a_clear_error(dev: &Device) -> Result<()
     };
     let err = Device::open_with(&bad_port).unwrap_err();
     println!("{err}");
+    assert!(
+        matches!(&err, Error::NoSuchPort { port: 9, ports, .. } if *ports < 9),
+        "{err:?}"
+    );
     assert!(err.to_string().contains("no port 9"), "{err}");
     let bad_gid = DeviceOptions {
         device: Some(name),
@@ -55,6 +64,10 @@ fn a_port_or_gid_that_does_not_exist_is_a_clear_error(dev: &Device) -> Result<()
     };
     let err = Device::open_with(&bad_gid).unwrap_err();
     println!("{err}");
+    assert!(
+        matches!(&err, Error::NoSuchGid { index: 250, table, .. } if *table <= 250),
+        "{err:?}"
+    );
     assert!(err.to_string().contains("GID index 250"), "{err}");
     Ok(())
 }

@@ -83,7 +83,7 @@ fn external_memory_of_no_whole_element_is_refused(dev: &Device) {
         let released = released.clone();
         move || released.store(true, Ordering::SeqCst)
     };
-    // SAFETY: `buf` is valid for 16 bytes, aligned for `u64`, and outlives
+    // SAFETY: `buf` is valid for 16 bytes (15 from its second byte), and outlives
     // every region made here (each is dropped before it); nothing else
     // touches it meanwhile.
     unsafe {
@@ -108,6 +108,13 @@ fn external_memory_of_no_whole_element_is_refused(dev: &Device) {
                 })
             ),
             "7 bytes of u64: {short:?}"
+        );
+        let odd = NonNull::new(ptr.as_ptr().wrapping_add(1)).unwrap();
+        let unaligned = pd.register_external::<u64>(odd, 8, Access::remote_write(), hook());
+        assert!(
+            matches!(unaligned, Err(Error::ExternalUnaligned { addr, align: 8, .. })
+                if addr == odd.as_ptr() as usize),
+            "an unaligned u64: {unaligned:?}"
         );
         assert!(
             !released.load(Ordering::SeqCst),

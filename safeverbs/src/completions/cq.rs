@@ -123,10 +123,13 @@ impl Device {
     pub fn create_cq_with(&self, entries: usize, mode: CqMode) -> Result<CompletionQueue> {
         let max = self.limits().max_cqe as usize;
         if entries == 0 || entries > max {
-            return Err(Error::BadSelection(format!(
-                "a completion queue of {entries} entries is not possible on {} (1..={max})",
-                self.name()
-            )));
+            return Err(Error::Limit {
+                what: "completion queue entries",
+                value: entries as u64,
+                min: 1,
+                max: max as u64,
+                bound: format!("device {}'s max_cqe", self.name()),
+            });
         }
         let channel = match mode {
             CqMode::BusyPoll => None,
@@ -292,10 +295,7 @@ impl CqInner {
     }
 
     pub(crate) fn slots(&self) -> MutexGuard<'_, Slots> {
-        // A panic while holding the lock cannot leave the table half
-        // updated (each method finishes its state change before anything
-        // that can panic), so a poisoned lock is still usable.
-        self.slots.lock().unwrap_or_else(|p| p.into_inner())
+        crate::sync::lock(&self.slots)
     }
 
     /// Reserves `n` entries for a queue pair's queue.

@@ -146,7 +146,7 @@ impl DriverState {
 
     fn closed(&self) -> std::sync::MutexGuard<'_, Closed> {
         // The guarded data is two plain fields, valid whatever panicked.
-        self.closed.lock().unwrap_or_else(|p| p.into_inner())
+        crate::sync::lock(&self.closed)
     }
 
     /// True when the channel is gone; otherwise `waker` is woken when it
@@ -224,10 +224,9 @@ impl Channel {
     fn dup_fd(&self) -> Result<OwnedFd> {
         // SAFETY: the descriptor belongs to the live channel.
         let fd = unsafe { BorrowedFd::borrow_raw(self.fd()) };
-        fd.try_clone_to_owned().map_err(|e| Error::Verb {
-            verb: "dup",
-            source: e,
-            hint: None,
+        fd.try_clone_to_owned().map_err(|source| Error::Os {
+            call: "dup",
+            source,
         })
     }
 
@@ -321,7 +320,10 @@ fn set_nonblocking(fd: BorrowedFd<'_>) -> Result<()> {
     let flags = unsafe { libc::fcntl(raw, libc::F_GETFL) };
     // SAFETY: as above.
     if flags < 0 || unsafe { libc::fcntl(raw, libc::F_SETFL, flags | libc::O_NONBLOCK) } < 0 {
-        return Err(Error::last_os("fcntl(O_NONBLOCK)"));
+        return Err(Error::Os {
+            call: "fcntl(O_NONBLOCK)",
+            source: io::Error::last_os_error(),
+        });
     }
     Ok(())
 }
@@ -487,10 +489,9 @@ pub(crate) fn start_driver(cq: &Arc<CqInner>, channel: &Channel, mode: CqMode) -
             std::thread::Builder::new()
                 .name("safeverbs-cq".into())
                 .spawn(move || notifier(Watch::new(weak, state, mode), fd))
-                .map_err(|e| Error::Verb {
-                    verb: "thread spawn",
-                    source: e,
-                    hint: None,
+                .map_err(|source| Error::Os {
+                    call: "thread spawn",
+                    source,
                 })?;
             Ok(())
         }
@@ -555,10 +556,9 @@ mod tokio_driver {
         }));
         match registered {
             Ok(Ok(fd)) => Ok(fd),
-            Ok(Err(e)) => Err(Error::Verb {
-                verb: "AsyncFd::register",
+            Ok(Err(e)) => Err(Error::Os {
+                call: "AsyncFd::register",
                 source: e.into_parts().1,
-                hint: None,
             }),
             Err(_) => Err(Error::TokioIoDisabled),
         }

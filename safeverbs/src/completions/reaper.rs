@@ -45,7 +45,7 @@ pub(crate) fn adopt(cq: Arc<CqInner>) {
     });
     match reaper {
         Ok(reaper) => {
-            let mut queues = reaper.queues.lock().unwrap_or_else(|p| p.into_inner());
+            let mut queues = crate::sync::lock(&reaper.queues);
             queues.push(Adopted {
                 cq,
                 last_progress: Instant::now(),
@@ -62,7 +62,7 @@ pub(crate) fn adopt(cq: Arc<CqInner>) {
 
 impl Reaper {
     fn run(&self) {
-        let mut queues = self.queues.lock().unwrap_or_else(|p| p.into_inner());
+        let mut queues = crate::sync::lock(&self.queues);
         loop {
             if queues.is_empty() {
                 queues = self.work.wait(queues).unwrap_or_else(|p| p.into_inner());
@@ -92,7 +92,7 @@ impl Reaper {
                 left > 0
             });
             std::thread::sleep(TICK);
-            queues = self.queues.lock().unwrap_or_else(|p| p.into_inner());
+            queues = crate::sync::lock(&self.queues);
             queues.append(&mut mine);
         }
     }

@@ -115,11 +115,9 @@ impl<T: ?Sized + RdmaBuf> fmt::Debug for MemoryRegion<T> {
 /// size (at least one byte, as the allocator requires), aligned for `T` and
 /// to at least a page.
 fn region_layout<T: RdmaPod>(count: usize) -> Result<Layout> {
-    let too_large = || {
-        Error::BadSelection(format!(
-            "a region of {count} × {} bytes is too large",
-            size_of::<T>()
-        ))
+    let too_large = || Error::RegionTooLarge {
+        count,
+        elem_size: size_of::<T>(),
     };
     let bytes = count.checked_mul(size_of::<T>()).ok_or_else(too_large)?;
     Layout::from_size_align(bytes.max(1), PAGE.max(align_of::<T>())).map_err(|_| too_large())
@@ -132,10 +130,8 @@ fn allocate<T: RdmaPod>(count: usize) -> Result<(NonNull<u8>, Layout, usize)> {
     let layout = region_layout::<T>(count)?;
     // SAFETY: the layout has a non-zero size.
     let ptr = unsafe { alloc::alloc_zeroed(layout) };
-    let ptr = NonNull::new(ptr).ok_or_else(|| Error::Verb {
-        verb: "alloc",
-        source: std::io::Error::from_raw_os_error(libc::ENOMEM),
-        hint: None,
+    let ptr = NonNull::new(ptr).ok_or(Error::OutOfMemory {
+        bytes: layout.size(),
     })?;
     // `region_layout` computed `count * size_of::<T>()` without overflow.
     Ok((ptr, layout, count * size_of::<T>()))
@@ -188,12 +184,13 @@ impl ProtectionDomain {
     /// Fails with [`Error::EmptyRegion`] when `bytes` holds no whole `T`
     /// (in particular for 0 bytes): `ibv_reg_mr` cannot register nothing,
     /// and registering a byte the caller did not give would let whoever
-    /// holds the rkey write it. On any error, `release` is dropped without
+    /// holds the rkey write it; with [`Error::ExternalUnaligned`] when `ptr`
+    /// is not aligned for `T`. On any error, `release` is dropped without
     /// being called and the memory stays the caller's.
     ///
     /// # Safety
-    /// `ptr` must be valid for reads and writes of `bytes` bytes, aligned
-    /// for `T`, and stay valid until `release` runs; nothing else may read
+    /// `ptr` must be valid for reads and writes of `bytes` bytes, and stay
+    /// valid until `release` runs; nothing else may read
     /// or write that memory until then (the library hands it out under its
     /// own aliasing rules).
     pub unsafe fn register_external<T: RdmaPod>(
@@ -204,9 +201,11 @@ impl ProtectionDomain {
         release: impl FnOnce() + Send + Sync + 'static,
     ) -> Result<MemoryRegion<[T]>> {
         if ptr.as_ptr().align_offset(align_of::<T>()) != 0 {
-            return Err(Error::BadSelection(
-                "external memory is not aligned for its type".into(),
-            ));
+            return Err(Error::ExternalUnaligned {
+                addr: ptr.as_ptr() as usize,
+                ty: std::any::type_name::<T>(),
+                align: align_of::<T>(),
+            });
         }
         let len = external_len::<T>(bytes)?;
         self.register_backing(ptr, len, Backing::External(Some(Box::new(release))), access)
@@ -332,7 +331,7 @@ impl<T: ?Sized + RdmaBuf> MemoryRegion<T> {
 
     /// Number of live segments (including posted ones).
     pub fn live_segments(&self) -> usize {
-        self.inner.map.lock().map(|m| m.live()).unwrap_or(0)
+        crate::sync::lock(&self.inner.map).live()
     }
 
     /// A read-only view of bytes `range` of the region.
@@ -368,12 +367,11 @@ pub(crate) fn carve<U: ?Sized + RdmaBuf, M: Mode>(
     }
     let aligned = (region.ptr.as_ptr() as usize + range.start) % U::ALIGN == 0;
     if !aligned || (range.end - range.start) % U::UNIT.max(1) != 0 {
-        return Err(Error::BadSelection(format!(
-            "bytes {}..{} are not a whole, aligned run of {}",
-            range.start,
-            range.end,
-            std::any::type_name::<U>()
-        )));
+        return Err(Error::Unaligned {
+            start: range.start,
+            end: range.end,
+            ty: std::any::type_name::<U>(),
+        });
     }
     RawSegment::acquire(region.clone(), range, M::ACCESS).map(Segment::from_raw)
 }
@@ -496,7 +494,7 @@ mod tests {
         assert_eq!(region_layout::<AbovePage>(3).ok(), layout(8192, 3 * 8192));
         assert!(matches!(
             region_layout::<AbovePage>(usize::MAX / 2),
-            Err(Error::BadSelection(_))
+            Err(Error::RegionTooLarge { count, elem_size: 8192 }) if count == usize::MAX / 2
         ));
     }
 

@@ -124,12 +124,11 @@ impl<T: ?Sized + RdmaBuf> RemoteRegion<T> {
             this.len % unit == 0
         };
         if !whole || this.addr.checked_add(this.len).is_none() {
-            return Err(Error::BadSelection(format!(
-                "peer region of {} bytes at {:#x} is not a whole run of {}",
-                this.len,
-                this.addr,
-                std::any::type_name::<T>()
-            )));
+            return Err(Error::BadDescriptor {
+                addr: this.addr,
+                len: this.len,
+                ty: std::any::type_name::<T>(),
+            });
         }
         Ok(this)
     }
@@ -268,7 +267,7 @@ mod tests {
     fn a_slice_of_zero_sized_elements_holds_no_bytes() {
         for len in [1u64, 8, u64::MAX] {
             let err = RemoteRegion::<[Nothing]>::decode(&wire(0x2000, len, 1)).unwrap_err();
-            assert!(matches!(err, Error::BadSelection(_)), "{err:?}");
+            assert!(matches!(err, Error::BadDescriptor { .. }), "{err:?}");
         }
         let empty = RemoteRegion::<[Nothing]>::decode(&wire(0x2000, 0, 1)).unwrap();
         assert_eq!(empty.len_bytes(), 0);

@@ -30,11 +30,7 @@ impl RawSegment {
         range: Range<usize>,
         sharing: Sharing,
     ) -> Result<Self> {
-        region
-            .map
-            .lock()
-            .map_err(|_| Error::BadSelection("the region's segment map is poisoned".into()))?
-            .acquire(range.clone(), sharing)?;
+        crate::sync::lock(&region.map).acquire(range.clone(), sharing)?;
         Ok(Self {
             region,
             offset: range.start,
@@ -66,9 +62,8 @@ impl RawSegment {
 impl Drop for RawSegment {
     fn drop(&mut self) {
         if let Some(sharing) = self.sharing {
-            if let Ok(mut map) = self.region.map.lock() {
-                map.release(self.offset..self.offset + self.len, sharing);
-            }
+            crate::sync::lock(&self.region.map)
+                .release(self.offset..self.offset + self.len, sharing);
         }
     }
 }

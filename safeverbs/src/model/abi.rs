@@ -67,7 +67,7 @@ impl Retired {
                 .id
                 .store(DESTROYED, Ordering::Relaxed)
         };
-        let mut kept = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let mut kept = crate::sync::lock(&self.0);
         kept.push_back(Ptr(qp));
         if kept.len() > QUARANTINE {
             if let Some(oldest) = kept.pop_front() {

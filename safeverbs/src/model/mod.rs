@@ -160,11 +160,16 @@ impl Model {
     /// by a fresh random seed when it is unset.
     pub fn from_env() -> Result<Self> {
         let seed = match std::env::var("SAFEVERBS_MODEL_SEED") {
-            Ok(v) if !v.is_empty() => parse_seed(&v).ok_or_else(|| {
-                Error::BadSelection(format!(
-                    "SAFEVERBS_MODEL_SEED={v:?} is not a number (decimal or 0x hex)"
-                ))
-            })?,
+            Ok(v) if !v.is_empty() => match parse_seed(&v) {
+                Some(seed) => seed,
+                None => {
+                    return Err(Error::BadEnv {
+                        var: "SAFEVERBS_MODEL_SEED",
+                        value: v,
+                        expected: "a number (decimal or 0x hex)",
+                    })
+                }
+            },
             _ => random_seed(),
         };
         Ok(Self::new(seed))

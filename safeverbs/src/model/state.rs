@@ -58,10 +58,9 @@ impl Fabric {
         })
     }
 
-    /// The state. A panic while it was held (a bug of the model) leaves
-    /// it as it was: nothing here is half-updated across a panic point.
+    /// The state.
     pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
+        crate::sync::lock(&self.state)
     }
 
     /// Holds the post that takes an injected [`Fault::HeldPost`] (`st` is

@@ -128,12 +128,16 @@ impl<B: ?Sized + RdmaBuf, M: Mode> PostBatch<B, M> {
         this.phase = match checked {
             Err(e) => Phase::Failed(e),
             Ok(()) if n == 0 || n > MAX_BATCH || n > qp.max_send_wr() as usize => {
-                Phase::Failed(Error::BadSelection(format!(
-                    "a batch holds 1..={} requests (MAX_BATCH, and the send queue depth {}); \
-                     this one has {n}",
-                    MAX_BATCH.min(qp.max_send_wr() as usize),
-                    qp.max_send_wr()
-                )))
+                Phase::Failed(Error::Limit {
+                    what: "requests in a batch",
+                    value: n as u64,
+                    min: 1,
+                    max: MAX_BATCH.min(qp.max_send_wr() as usize) as u64,
+                    bound: format!(
+                        "MAX_BATCH = {MAX_BATCH} and the send queue's depth {}",
+                        qp.max_send_wr()
+                    ),
+                })
             }
             Ok(()) => match qp.uncovered.room_for_batch(n, qp.max_send_wr()) {
                 Err(e) => Phase::Failed(e),
@@ -364,11 +368,10 @@ fn check_targets<B: ?Sized + RdmaBuf, M: Mode>(
 ) -> (Result<()>, [Option<(u64, u32)>; MAX_BATCH]) {
     let mut targets = [None; MAX_BATCH];
     if remotes.len() != segments.len() {
-        let e = Error::BadSelection(format!(
-            "a batch of {} segments needs as many remote targets, not {}",
-            segments.len(),
-            remotes.len()
-        ));
+        let e = Error::BatchTargets {
+            segments: segments.len(),
+            targets: remotes.len(),
+        };
         return (Err(e), targets);
     }
     for (k, (seg, remote)) in segments.iter().zip(remotes).enumerate().take(MAX_BATCH) {

@@ -102,7 +102,7 @@ fn wake_at(at: Instant, waker: Waker) {
     });
     match timer {
         Some(timer) => {
-            let mut due = timer.due.lock().unwrap_or_else(|p| p.into_inner());
+            let mut due = crate::sync::lock(&timer.due);
             due.push(Reverse(Entry { at, waker }));
             timer.changed.notify_one();
         }
@@ -114,7 +114,7 @@ fn wake_at(at: Instant, waker: Waker) {
 
 impl Timer {
     fn run(&self) {
-        let mut due = self.due.lock().unwrap_or_else(|p| p.into_inner());
+        let mut due = crate::sync::lock(&self.due);
         loop {
             let now = Instant::now();
             if due.peek().is_some_and(|Reverse(e)| e.at <= now) {
@@ -122,7 +122,7 @@ impl Timer {
                     // Woken outside the lock: a waker may poll at once.
                     drop(due);
                     e.waker.wake();
-                    due = self.due.lock().unwrap_or_else(|p| p.into_inner());
+                    due = crate::sync::lock(&self.due);
                 }
                 continue;
             }

@@ -325,10 +325,13 @@ pub(crate) fn check_segment(qp: &QpInner, segment: &RawSegment) -> Result<()> {
         ));
     }
     if u32::try_from(segment.len).is_err() {
-        return Err(Error::BadSelection(format!(
-            "a work request can carry at most 4 GiB; this segment has {} bytes",
-            segment.len
-        )));
+        return Err(Error::Limit {
+            what: "bytes in one work request",
+            value: segment.len as u64,
+            min: 0,
+            max: u32::MAX.into(),
+            bound: "the verbs' 32-bit length".into(),
+        });
     }
     Ok(())
 }

@@ -82,9 +82,7 @@ impl Uncovered {
     /// nothing, which is safe: it only releases nothing.
     pub(crate) fn lock_for(&self, signal: Signal) -> Option<MutexGuard<'_, Chain>> {
         let join = signal != Signal::Signaled || self.len.load(Ordering::Acquire) > 0;
-        // A panic while holding the lock leaves the chain as it was (it is
-        // changed only by `posted`, which cannot panic).
-        join.then(|| self.chain.lock().unwrap_or_else(|p| p.into_inner()))
+        join.then(|| crate::sync::lock(&self.chain))
     }
 
     /// `id` was posted under `chain` as `joining` says: it joined the

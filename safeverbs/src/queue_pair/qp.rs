@@ -149,18 +149,23 @@ impl<T: Transport> QpBuilder<T> {
             ("max_recv_wr", self.max_recv_wr),
         ] {
             if n == 0 || n > limit {
-                return Err(Error::BadSelection(format!(
-                    "{what} = {n} is not possible on {} (1..={limit})",
-                    device.name()
-                )));
+                return Err(Error::Limit {
+                    what,
+                    value: n.into(),
+                    min: 1,
+                    max: limit.into(),
+                    bound: format!("device {}'s max_qp_wr", device.name()),
+                });
             }
         }
         if self.max_inline_data as usize > crate::MAX_INLINE {
-            return Err(Error::BadSelection(format!(
-                "max_inline_data = {} is more than SafeVerbs posts inline (MAX_INLINE = {})",
-                self.max_inline_data,
-                crate::MAX_INLINE
-            )));
+            return Err(Error::Limit {
+                what: "max_inline_data",
+                value: self.max_inline_data.into(),
+                min: 0,
+                max: crate::MAX_INLINE as u64,
+                bound: "what SafeVerbs posts inline (MAX_INLINE)".into(),
+            });
         }
         // Every request posted may produce a completion: the CQs must hold
         // them all, or the driver would overrun them.

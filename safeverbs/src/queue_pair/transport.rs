@@ -2,7 +2,34 @@
 
 use safeverbs_sys as sys;
 
-use crate::setup::endpoint::TransportKind;
+/// The kind of a queue pair: what [`Transport::KIND`] names, and what an
+/// endpoint carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TransportKind {
+    /// Reliable connection.
+    Rc,
+    /// Unreliable connection.
+    Uc,
+    /// Unreliable datagram.
+    Ud,
+}
+
+impl TransportKind {
+    /// `"RC"`, `"UC"` or `"UD"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TransportKind::Rc => "RC",
+            TransportKind::Uc => "UC",
+            TransportKind::Ud => "UD",
+        }
+    }
+}
+
+impl std::fmt::Display for TransportKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
 
 mod sealed {
     pub trait Sealed {}

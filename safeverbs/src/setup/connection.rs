@@ -4,7 +4,6 @@
 //! [`Connection<D, Server>`](Connection) are its two typed ends.
 
 use std::fmt;
-use std::io;
 use std::marker::PhantomData;
 use std::net::TcpStream;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -22,8 +21,9 @@ use crate::memory::remote::{RemoteRegion, RemoteSegment, REMOTE_REGION_LEN};
 use crate::memory::segment::Segment;
 use crate::posting::ops::Post;
 use crate::queue_pair::qp::{QpBuilder, QueuePair};
+use crate::queue_pair::transport::TransportKind;
 use crate::queue_pair::transport::{Init, Reliable, Rts, Transport};
-use crate::setup::endpoint::{Endpoint, TransportKind};
+use crate::setup::endpoint::Endpoint;
 use crate::setup::exchange::{Deadline, Stream, EXCHANGE_TIMEOUT};
 use crate::setup::liveness::Watch;
 use crate::{Error, Result};
@@ -309,13 +309,10 @@ impl<D: Declaration, R: Role> ConnectionBuilder<D, R> {
         let exposed = match self.exposed {
             Some(region) => {
                 if size_of::<R::Exposes<D>>() > 0 && !region.access().is_remote() {
-                    return Err(Error::BadSelection(format!(
-                        "the region the {} of {} exposes was registered without remote access, \
-                         so its peer could not use it: register it with \
-                         `Access::remote_write()` (or `remote_read()`/`remote_all()`)",
-                        R::NAME,
-                        D::WHAT
-                    )));
+                    return Err(Error::NotExposable {
+                        role: R::NAME,
+                        what: D::WHAT,
+                    });
                 }
                 region
             }
@@ -380,10 +377,6 @@ pub(crate) const HELLO_VERSION: u8 = 1;
 pub(crate) const HELLO_LEN: usize = 4 + 1 + 1;
 /// The last byte of the handshake: this end's queue pair is in RTS.
 pub(crate) const READY: u8 = b'R';
-
-fn protocol_error(message: String) -> Error {
-    Error::Exchange(io::Error::new(io::ErrorKind::InvalidData, message))
-}
 
 fn role_name(wire: u8) -> &'static str {
     match wire {
@@ -465,21 +458,18 @@ impl<S: Stream + ?Sized> Handshake<'_, S> {
             self.stream.receive(&mut theirs[got - 1..got], what)?;
             let (seen, expected) = (&theirs[..got.min(4)], &HELLO_MAGIC[..got.min(4)]);
             if seen != expected || (got > 4 && theirs[4] != HELLO_VERSION) {
-                return Err(protocol_error(format!(
-                    "the peer's connection handshake is not version {HELLO_VERSION} of \
-                     SafeVerbs' (got {:02x?}); is the peer a SafeVerbs program of a compatible \
-                     version?",
-                    &theirs[..got.min(5)]
-                )));
+                return Err(Error::HelloMismatch {
+                    found: theirs[..got.min(5)].to_vec(),
+                    version: HELLO_VERSION,
+                });
             }
         }
         if theirs[5] != t.peer_role {
-            return Err(protocol_error(format!(
-                "the peer is the {} of {} too; one end must be the {}",
-                role_name(theirs[5]),
-                t.what,
-                t.peer_name
-            )));
+            return Err(Error::SameRole {
+                peer: role_name(theirs[5]),
+                what: t.what,
+                expected: t.peer_name,
+            });
         }
         Ok(())
     }
@@ -502,10 +492,7 @@ impl<S: Stream + ?Sized> Handshake<'_, S> {
         self.stream
             .receive(&mut ready, "the peer's queue pair to be ready")?;
         if ready[0] != READY {
-            return Err(protocol_error(format!(
-                "the peer's connection handshake ended with {:#04x}, not ready",
-                ready[0]
-            )));
+            return Err(Error::NotReady { found: ready[0] });
         }
         Ok(())
     }

@@ -41,8 +41,9 @@
 //! wrong magic, version or body length among the bytes that did arrive is
 //! reported first, exactly as [`Endpoint::decode`] would on those bytes.
 
-use std::fmt;
 use std::io;
+
+use crate::queue_pair::transport::TransportKind;
 
 /// The version of the wire format this build writes and reads.
 pub const ENDPOINT_VERSION: u8 = 1;
@@ -62,17 +63,7 @@ const CHECKSUM_LEN: usize = 4;
 /// The largest 24-bit value.
 const MAX_24: u32 = 0xFF_FFFF;
 
-/// The kind of queue pair an endpoint belongs to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum TransportKind {
-    /// Reliable connection.
-    Rc,
-    /// Unreliable connection.
-    Uc,
-    /// Unreliable datagram.
-    Ud,
-}
-
+/// The wire encoding of a [`TransportKind`]: its `IBV_QPT_*` value.
 impl TransportKind {
     /// The `IBV_QPT_*` value used on the wire.
     fn wire(self) -> u8 {
@@ -91,21 +82,6 @@ impl TransportKind {
             4 => Some(TransportKind::Ud),
             _ => None,
         }
-    }
-
-    /// `"RC"`, `"UC"` or `"UD"`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            TransportKind::Rc => "RC",
-            TransportKind::Uc => "UC",
-            TransportKind::Ud => "UD",
-        }
-    }
-}
-
-impl fmt::Display for TransportKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
     }
 }
 
@@ -131,10 +107,11 @@ pub struct Endpoint {
 }
 
 /// Why bytes are not a valid encoded [`Endpoint`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum DecodeError {
     /// Fewer bytes than a frame.
+    #[error("truncated: got {got} bytes, expected {want}")]
     Truncated {
         /// Bytes received.
         got: usize,
@@ -142,6 +119,7 @@ pub enum DecodeError {
         want: usize,
     },
     /// More bytes than a frame.
+    #[error("too long: got {got} bytes, expected {want}")]
     Oversized {
         /// Bytes received.
         got: usize,
@@ -149,11 +127,21 @@ pub enum DecodeError {
         want: usize,
     },
     /// The frame does not start with `b"SVEP"`.
+    #[error(
+        "not a SafeVerbs endpoint (magic b\"{}\", expected b\"{}\"); is the peer a SafeVerbs \
+         program of a compatible version?",
+        .found.escape_ascii(),
+        MAGIC.escape_ascii()
+    )]
     BadMagic {
         /// The first four bytes received.
         found: [u8; 4],
     },
     /// The frame is of a format version this build does not speak.
+    #[error(
+        "endpoint format version {found} is not supported (this program speaks version \
+         {supported}); run compatible SafeVerbs versions on both sides"
+    )]
     UnsupportedVersion {
         /// The version in the frame.
         found: u8,
@@ -161,6 +149,10 @@ pub enum DecodeError {
         supported: u8,
     },
     /// The body length in the header is not the one of this version.
+    #[error(
+        "endpoint body length {found} is wrong for format version {ENDPOINT_VERSION} (expected \
+         {want})"
+    )]
     BadLength {
         /// The body length in the frame.
         found: u16,
@@ -168,6 +160,10 @@ pub enum DecodeError {
         want: u16,
     },
     /// The checksum does not match the bytes.
+    #[error(
+        "endpoint checksum mismatch (computed {expected:#010x}, frame carries {found:#010x}); \
+         the bytes were corrupted on the way"
+    )]
     Checksum {
         /// The checksum computed over the bytes received.
         expected: u32,
@@ -175,6 +171,7 @@ pub enum DecodeError {
         found: u32,
     },
     /// A field holds a value that no valid endpoint has.
+    #[error("invalid endpoint field `{field}` = {value}: {why}")]
     InvalidField {
         /// The field's name.
         field: &'static str,
@@ -185,79 +182,17 @@ pub enum DecodeError {
     },
 }
 
-impl fmt::Display for DecodeError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match *self {
-            DecodeError::Truncated { got, want } => {
-                write!(f, "truncated: got {got} bytes, expected {want}")
-            }
-            DecodeError::Oversized { got, want } => {
-                write!(f, "too long: got {got} bytes, expected {want}")
-            }
-            DecodeError::BadMagic { found } => write!(
-                f,
-                "not a SafeVerbs endpoint (magic b\"{}\", expected b\"{}\"); is the peer a \
-                 SafeVerbs program of a compatible version?",
-                found.escape_ascii(),
-                MAGIC.escape_ascii(),
-            ),
-            DecodeError::UnsupportedVersion { found, supported } => write!(
-                f,
-                "endpoint format version {found} is not supported (this program speaks \
-                 version {supported}); run compatible SafeVerbs versions on both sides"
-            ),
-            DecodeError::BadLength { found, want } => write!(
-                f,
-                "endpoint body length {found} is wrong for format version {ENDPOINT_VERSION} \
-                 (expected {want})"
-            ),
-            DecodeError::Checksum { expected, found } => write!(
-                f,
-                "endpoint checksum mismatch (computed {expected:#010x}, frame carries \
-                 {found:#010x}); the bytes were corrupted on the way"
-            ),
-            DecodeError::InvalidField { field, value, why } => {
-                write!(f, "invalid endpoint field `{field}` = {value}: {why}")
-            }
-        }
-    }
-}
-
-impl std::error::Error for DecodeError {}
-
 /// Why [`Endpoint::read_from`] failed.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ReadError {
     /// The stream failed.
-    Io(io::Error),
+    #[error("reading the peer's endpoint failed: {0}")]
+    Io(#[from] io::Error),
     /// The bytes read are not a valid endpoint (including a stream that ended
     /// early: [`DecodeError::Truncated`]).
-    Decode(DecodeError),
-}
-
-impl fmt::Display for ReadError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            ReadError::Io(e) => write!(f, "reading the peer's endpoint failed: {e}"),
-            ReadError::Decode(e) => write!(f, "malformed endpoint from peer: {e}"),
-        }
-    }
-}
-
-impl std::error::Error for ReadError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            ReadError::Io(e) => Some(e),
-            ReadError::Decode(e) => Some(e),
-        }
-    }
-}
-
-impl From<io::Error> for ReadError {
-    fn from(e: io::Error) -> Self {
-        ReadError::Io(e)
-    }
+    #[error("malformed endpoint from peer: {0}")]
+    Decode(#[source] DecodeError),
 }
 
 impl From<DecodeError> for ReadError {

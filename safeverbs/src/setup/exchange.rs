@@ -261,10 +261,7 @@ impl<'a, S: Stream + ?Sized> Deadline<'a, S> {
             io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => {
                 Error::Timeout(self.budget, what)
             }
-            io::ErrorKind::UnexpectedEof => Error::Exchange(io::Error::new(
-                io::ErrorKind::UnexpectedEof,
-                format!("the peer closed the connection during the handshake, before {what}"),
-            )),
+            io::ErrorKind::UnexpectedEof => Error::PeerLeft { during: what },
             _ => Error::Exchange(e),
         }
     }
@@ -322,7 +319,8 @@ impl<S: Stream + ?Sized> Drop for Deadline<'_, S> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::setup::endpoint::{DecodeError, TransportKind};
+    use crate::queue_pair::transport::TransportKind;
+    use crate::setup::endpoint::DecodeError;
     use std::thread;
 
     fn endpoint() -> Endpoint {
