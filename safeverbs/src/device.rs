@@ -36,10 +36,13 @@ impl DeviceOptions {
     /// Options from `SAFEVERBS_DEVICE`, `SAFEVERBS_PORT` and
     /// `SAFEVERBS_GID_INDEX`; unset or empty variables mean "automatic".
     pub fn from_env() -> Result<Self> {
-        fn var(name: &str) -> Option<String> {
-            std::env::var(name).ok().filter(|v| !v.is_empty())
-        }
-        fn num(name: &'static str) -> Result<Option<u8>> {
+        Self::from_vars(|name| std::env::var(name).ok())
+    }
+
+    /// [`from_env`](Self::from_env) over the variables `get` returns.
+    fn from_vars(get: impl Fn(&'static str) -> Option<String>) -> Result<Self> {
+        let var = |name| get(name).filter(|v| !v.is_empty());
+        let num = |name: &'static str| -> Result<Option<u8>> {
             var(name)
                 .map(|v| {
                     v.parse::<u8>().map_err(|_| Error::BadEnv {
@@ -49,7 +52,7 @@ impl DeviceOptions {
                     })
                 })
                 .transpose()
-        }
+        };
         Ok(Self {
             device: var("SAFEVERBS_DEVICE"),
             port: num("SAFEVERBS_PORT")?,
@@ -510,6 +513,32 @@ fn device_name(dev: *mut sys::ibv_device) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn options_from_the_environment_refuse_what_is_not_a_port_number() {
+        let vars = |port: &'static str| {
+            move |name| match name {
+                "SAFEVERBS_DEVICE" => Some("rxe0".to_owned()),
+                "SAFEVERBS_PORT" => Some(port.to_owned()),
+                _ => None,
+            }
+        };
+        let ok = DeviceOptions::from_vars(vars("2")).unwrap();
+        assert_eq!(
+            (ok.device.as_deref(), ok.port, ok.gid_index),
+            (Some("rxe0"), Some(2), None)
+        );
+        assert_eq!(DeviceOptions::from_vars(vars("")).unwrap().port, None);
+        let err = DeviceOptions::from_vars(vars("256")).unwrap_err();
+        assert!(
+            matches!(&err, Error::BadEnv { var: "SAFEVERBS_PORT", value, .. } if value == "256"),
+            "{err:?}"
+        );
+        assert_eq!(
+            err.to_string(),
+            "SAFEVERBS_PORT=\"256\" is not a number from 0 to 255"
+        );
+    }
 
     #[test]
     fn gid_scores_follow_perftest_preference() {

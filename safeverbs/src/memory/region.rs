@@ -485,6 +485,20 @@ mod tests {
         AbovePage(words)
     }
 
+    /// An allocation the allocator refuses is `OutOfMemory` naming its
+    /// size, not a verb's error. (Not under Miri, which stops the program
+    /// at an allocation this large instead of returning null.)
+    #[test]
+    #[cfg_attr(miri, ignore)]
+    fn a_region_the_allocator_refuses_is_out_of_memory() {
+        let count = (isize::MAX as usize / 2) & !(PAGE - 1);
+        match allocate::<u8>(count) {
+            Err(Error::OutOfMemory { bytes }) => assert_eq!(bytes, count),
+            Err(other) => panic!("{other:?}"),
+            Ok(_) => panic!("the allocator gave {count} bytes"),
+        }
+    }
+
     #[test]
     fn regions_are_aligned_for_their_type_and_to_a_page() {
         let layout = |align: usize, size: usize| Layout::from_size_align(size, align).ok();

@@ -159,20 +159,7 @@ impl Model {
     /// A fabric seeded by `SAFEVERBS_MODEL_SEED` (decimal or `0x` hex), or
     /// by a fresh random seed when it is unset.
     pub fn from_env() -> Result<Self> {
-        let seed = match std::env::var("SAFEVERBS_MODEL_SEED") {
-            Ok(v) if !v.is_empty() => match parse_seed(&v) {
-                Some(seed) => seed,
-                None => {
-                    return Err(Error::BadEnv {
-                        var: "SAFEVERBS_MODEL_SEED",
-                        value: v,
-                        expected: "a number (decimal or 0x hex)",
-                    })
-                }
-            },
-            _ => random_seed(),
-        };
-        Ok(Self::new(seed))
+        seed_from(std::env::var("SAFEVERBS_MODEL_SEED").ok()).map(Self::new)
     }
 
     /// The seed of the scheduler.
@@ -322,6 +309,18 @@ impl Device {
     }
 }
 
+/// The seed `SAFEVERBS_MODEL_SEED` asks for (`value`), or a fresh one.
+fn seed_from(value: Option<String>) -> Result<u64> {
+    match value {
+        Some(v) if !v.is_empty() => parse_seed(&v).ok_or(Error::BadEnv {
+            var: "SAFEVERBS_MODEL_SEED",
+            value: v,
+            expected: "a number (decimal or 0x hex)",
+        }),
+        _ => Ok(random_seed()),
+    }
+}
+
 fn parse_seed(v: &str) -> Option<u64> {
     match v.strip_prefix("0x").or_else(|| v.strip_prefix("0X")) {
         Some(hex) => u64::from_str_radix(hex, 16).ok(),
@@ -345,5 +344,11 @@ mod tests {
         assert_eq!(parse_seed("42"), Some(42));
         assert_eq!(parse_seed("0x2a"), Some(42));
         assert_eq!(parse_seed("zz"), None);
+        assert_eq!(seed_from(Some("0x2a".into())).ok(), Some(42));
+        assert!(seed_from(Some(String::new())).is_ok());
+        assert!(matches!(
+            seed_from(Some("zz".into())),
+            Err(Error::BadEnv { var: "SAFEVERBS_MODEL_SEED", value, .. }) if value == "zz"
+        ));
     }
 }
