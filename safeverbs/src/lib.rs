@@ -174,6 +174,7 @@ mod setup;
 mod sync;
 #[cfg(any(test, feature = "model"))]
 mod test_rng;
+mod wire;
 
 pub use completions::completion::{Completion, Opcode, WcStatus};
 pub use completions::cq::CompletionQueue;

@@ -6,6 +6,7 @@ use std::ops::Range;
 
 use crate::memory::pod::{RdmaBuf, RdmaPod};
 use crate::setup::endpoint::DecodeError;
+use crate::wire::{Put, Take};
 use crate::{Error, Result};
 
 /// Size of an encoded [`RemoteRegion`]: address, length, rkey, big-endian.
@@ -78,9 +79,10 @@ impl<T: ?Sized + RdmaBuf> RemoteRegion<T> {
     /// The encoding to send to the peer.
     pub fn encode(&self) -> [u8; REMOTE_REGION_LEN] {
         let mut out = [0; REMOTE_REGION_LEN];
-        out[..8].copy_from_slice(&self.addr.to_be_bytes());
-        out[8..16].copy_from_slice(&self.len.to_be_bytes());
-        out[16..].copy_from_slice(&self.rkey.to_be_bytes());
+        Put::new(&mut out)
+            .u64(self.addr)
+            .u64(self.len)
+            .u32(self.rkey);
         out
     }
 
@@ -106,14 +108,8 @@ impl<T: ?Sized + RdmaBuf> RemoteRegion<T> {
                 }
             })
         })?;
-        let (addr, rest) = bytes.split_at(8);
-        let (len, rkey) = rest.split_at(8);
-        let to8 = |b: &[u8]| -> [u8; 8] { b.try_into().unwrap_or_default() };
-        let this = Self::new(
-            u64::from_be_bytes(to8(addr)),
-            u64::from_be_bytes(to8(len)),
-            u32::from_be_bytes(rkey.try_into().unwrap_or_default()),
-        );
+        let mut r = Take::new(bytes);
+        let this = Self::new(r.u64(), r.u64(), r.u32());
         let unit = T::UNIT as u64;
         let whole = if T::SIZED {
             this.len == unit
@@ -253,9 +249,7 @@ mod tests {
 
     fn wire(addr: u64, len: u64, rkey: u32) -> [u8; REMOTE_REGION_LEN] {
         let mut out = [0; REMOTE_REGION_LEN];
-        out[..8].copy_from_slice(&addr.to_be_bytes());
-        out[8..16].copy_from_slice(&len.to_be_bytes());
-        out[16..].copy_from_slice(&rkey.to_be_bytes());
+        Put::new(&mut out).u64(addr).u64(len).u32(rkey);
         out
     }
 

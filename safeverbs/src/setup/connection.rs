@@ -26,6 +26,7 @@ use crate::queue_pair::transport::{Init, Reliable, Rts, Transport};
 use crate::setup::endpoint::Endpoint;
 use crate::setup::exchange::{Deadline, Stream, EXCHANGE_TIMEOUT};
 use crate::setup::liveness::Watch;
+use crate::wire::Put;
 use crate::{Error, Result};
 
 /// A connection type: its transport, what each end sends and what each end
@@ -447,9 +448,10 @@ impl<S: Stream + ?Sized> Handshake<'_, S> {
     fn hellos(&mut self) -> Result<()> {
         let t = self.terms;
         let mut hello = [0; HELLO_LEN];
-        hello[..4].copy_from_slice(&HELLO_MAGIC);
-        hello[4] = HELLO_VERSION;
-        hello[5] = t.role;
+        Put::new(&mut hello)
+            .bytes(HELLO_MAGIC)
+            .u8(HELLO_VERSION)
+            .u8(t.role);
         self.stream
             .send(&hello, "the peer took this end's connection hello")?;
         let mut theirs = [0; HELLO_LEN];

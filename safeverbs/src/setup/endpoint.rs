@@ -44,6 +44,7 @@
 use std::io;
 
 use crate::queue_pair::transport::TransportKind;
+use crate::wire::{Put, Take};
 
 /// The version of the wire format this build writes and reads.
 pub const ENDPOINT_VERSION: u8 = 1;
@@ -231,35 +232,6 @@ const CRC_TABLE: [u32; 256] = {
     table
 };
 
-/// Writes consecutive fixed-size pieces into a buffer.
-struct Put<'a>(&'a mut [u8]);
-
-impl Put<'_> {
-    fn put<const N: usize>(&mut self, bytes: [u8; N]) {
-        let rest = std::mem::take(&mut self.0);
-        if let Some((head, tail)) = rest.split_first_chunk_mut::<N>() {
-            *head = bytes;
-            self.0 = tail;
-        }
-    }
-}
-
-/// Reads consecutive fixed-size pieces from a buffer (zeros past its end,
-/// which the fixed layout never reaches).
-struct Take<'a>(&'a [u8]);
-
-impl Take<'_> {
-    fn take<const N: usize>(&mut self) -> [u8; N] {
-        match self.0.split_first_chunk::<N>() {
-            Some((head, tail)) => {
-                self.0 = tail;
-                *head
-            }
-            None => [0; N],
-        }
-    }
-}
-
 /// Checks as much of the header as `bytes` holds: magic, then version.
 fn check_header_prefix(bytes: &[u8]) -> Result<(), DecodeError> {
     if let Some(found) = bytes.first_chunk::<4>() {
@@ -348,18 +320,18 @@ impl Endpoint {
     /// [`decode`](Self::decode) rejects.
     pub fn encode(&self) -> [u8; ENCODED_LEN] {
         let mut out = [0u8; ENCODED_LEN];
-        let mut w = Put(&mut out);
-        w.put(MAGIC);
-        w.put([ENDPOINT_VERSION]);
-        w.put(BODY_LEN_WIRE.to_be_bytes());
-        w.put([self.transport.wire()]);
-        w.put([self.port]);
-        w.put(self.qpn.to_be_bytes());
-        w.put(self.psn.to_be_bytes());
-        w.put(self.lid.to_be_bytes());
-        w.put(self.gid);
-        w.put(self.mtu.to_be_bytes());
-        w.put(self.fingerprint.to_be_bytes());
+        Put::new(&mut out)
+            .bytes(MAGIC)
+            .u8(ENDPOINT_VERSION)
+            .u16(BODY_LEN_WIRE)
+            .u8(self.transport.wire())
+            .u8(self.port)
+            .u32(self.qpn)
+            .u32(self.psn)
+            .u16(self.lid)
+            .bytes(self.gid)
+            .u32(self.mtu)
+            .u64(self.fingerprint);
         if let Some((covered, checksum)) = out.split_last_chunk_mut::<CHECKSUM_LEN>() {
             *checksum = crc32(covered).to_be_bytes();
         }
@@ -393,15 +365,15 @@ impl Endpoint {
         if found != expected {
             return Err(DecodeError::Checksum { expected, found });
         }
-        let mut r = Take(covered.get(HEADER_LEN..).unwrap_or_default());
-        let [transport] = r.take::<1>();
-        let [port] = r.take::<1>();
-        let qpn = u32::from_be_bytes(r.take());
-        let psn = u32::from_be_bytes(r.take());
-        let lid = u16::from_be_bytes(r.take());
-        let gid = r.take::<16>();
-        let mtu = u32::from_be_bytes(r.take());
-        let fingerprint = u64::from_be_bytes(r.take());
+        let mut r = Take::new(covered.get(HEADER_LEN..).unwrap_or_default());
+        let transport = r.u8();
+        let port = r.u8();
+        let qpn = r.u32();
+        let psn = r.u32();
+        let lid = r.u16();
+        let gid = r.bytes::<16>();
+        let mtu = r.u32();
+        let fingerprint = r.u64();
         let transport = TransportKind::from_wire(transport).ok_or_else(|| {
             invalid(
                 "transport",
