@@ -140,6 +140,7 @@
 //! | feature | default | what it adds |
 //! |---|---|---|
 //! | `tokio` | no | `CqMode::Tokio`, and the `tokio` dependency |
+//! | `model` | no | `safeverbs::model`, a pure-Rust RDMA device in this process: the whole API on a machine without RDMA, and under Miri (this crate's own tests always have it) |
 //!
 //! ```toml
 //! [dependencies]
