@@ -222,6 +222,57 @@ fn a_batch_that_cannot_fit_beside_uncovered_requests_is_refused(dev: &Device) {
     assert_eq!(back.len(), DEPTH as usize);
 }
 
+/// The limit is exact: `u` uncovered requests hold `u` slots plus the
+/// chain's spare one, so in a send queue of 8 beside 2 of them a batch of
+/// 5 fits (and lands) and a batch of 6 is refused. (Found by cargo-mutants:
+/// the test above, one slot short, admits nothing at the edge.)
+fn a_batch_fits_beside_uncovered_requests_up_to_the_last_slot(dev: &Device) {
+    const DEPTH: u32 = 8;
+    let p = pair::<Rc>(dev, DEPTH);
+    let src =
+        p.pd.register_slice(&pattern(128, 9), Access::local())
+            .unwrap();
+    let dst =
+        p.pd.register_zeroed::<u8>(128, Access::remote_write())
+            .unwrap();
+    let remotes: Vec<_> = (0..8u64)
+        .map(|k| dst.remote().slice(k * 16..(k + 1) * 16).unwrap())
+        .collect();
+    let carves = |n: usize| -> Vec<_> {
+        (0..n)
+            .map(|k| src.slice_ro(k * 16..(k + 1) * 16).unwrap())
+            .collect()
+    };
+    for k in [6, 7] {
+        let seg = src.slice_ro(k * 16..(k + 1) * 16).unwrap();
+        block_on(p.a.write_unsignaled(seg, remotes[k])).unwrap();
+    }
+    let bound = std::time::Duration::from_secs(10);
+    let (res, back) = common::block_on_within(bound, p.a.write_batch(carves(6), &remotes[..6]));
+    match res {
+        Err(Error::BatchBehindUnsignaled {
+            batch,
+            depth,
+            uncovered,
+        }) => assert_eq!((batch, depth, uncovered), (6, DEPTH, 2)),
+        other => panic!("a batch of 6 beside 2 uncovered in a queue of 8: {other:?}"),
+    }
+    drop(back);
+    let (res, back) = common::block_on_within(bound, p.a.write_batch(carves(5), &remotes[..5]));
+    res.unwrap_or_else(|e| panic!("a batch of 5 beside 2 uncovered in a queue of 8: {e}"));
+    drop(back);
+    assert_eq!(
+        dst.slice_ro(0..128).unwrap().to_vec()[..80],
+        pattern(128, 9)[..80],
+        "the batch's bytes landed"
+    );
+    // A signaled write of the one gap covers the two.
+    let (res, _) = block_on(p.a.write(src.slice_ro(80..96).unwrap(), remotes[5]));
+    res.unwrap();
+    assert_eq!(dst.slice_ro(0..128).unwrap().to_vec(), pattern(128, 9));
+    assert_eq!(src.live_segments(), 0, "the uncovered two came back");
+}
+
 /// Unsignaled sends that ran (their messages arrived) and that nothing
 /// signaled follows: dropping the queue pair releases them. Moving to ERR
 /// flushes only what has not run, so without a cover of the library's own
@@ -268,6 +319,7 @@ fn main() -> std::process::ExitCode {
         device a_failing_unsignaled_write_releases_everything,
         device an_unsignaled_write_too_long_for_its_target_is_refused,
         device a_batch_that_cannot_fit_beside_uncovered_requests_is_refused,
+        device a_batch_fits_beside_uncovered_requests_up_to_the_last_slot,
         device unsignaled_sends_that_ran_are_released_when_their_queue_pair_is_dropped,
     ])
 }
