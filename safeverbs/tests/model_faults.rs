@@ -677,9 +677,70 @@ fn a_signaled_write_never_covers_an_unsignaled_one_still_being_posted(
     Ok(())
 }
 
+/// Two signaled writes that both find the chain of unsignaled ones
+/// non-empty wait on its lock; the first covers it and gives its spare
+/// credit back; the second, which then finds the chain empty, gives back
+/// nothing (it would give a credit no request took: one more request in
+/// flight than the send queue holds, caught here by the credits' debug
+/// check "a credit given back that was not taken"). Found by
+/// cargo-mutants (`chain.len > 0` → `>= 0` in `Uncovered::posted`).
+fn a_signaled_write_behind_a_cover_gives_back_no_spare_credit(dev: &Device) -> Result<(), Skip> {
+    const SIZE: usize = 64;
+    let m = model(dev)?;
+    let p = pair::<Rc>(dev, 16);
+    let src =
+        p.pd.register_slice(&pattern(3 * SIZE, 6), Access::local())
+            .unwrap();
+    let dst =
+        p.pd.register_zeroed::<u8>(3 * SIZE, Access::remote_write())
+            .unwrap();
+    let write = |k: usize| {
+        let seg = src.slice_ro(k * SIZE..(k + 1) * SIZE).unwrap();
+        let target = dst
+            .remote()
+            .slice((k * SIZE) as u64..((k + 1) * SIZE) as u64);
+        (seg, target.unwrap())
+    };
+    let (seg, target) = write(0);
+    within_10s(p.a.write_unsignaled(seg, target)).unwrap();
+    std::thread::scope(|s| {
+        m.inject(Fault::HeldPost);
+        // Covers the chain, held inside its verb with the chain locked.
+        let first = s.spawn(|| {
+            let (seg, target) = write(1);
+            let (res, _) = within_10s(p.a.write(seg, target));
+            res.unwrap();
+        });
+        let until = std::time::Instant::now() + Duration::from_secs(10);
+        while m.pending_faults() != 0 {
+            assert!(std::time::Instant::now() < until, "the first write is held");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        // Finds the chain non-empty, and waits for its lock.
+        let second = s.spawn(|| {
+            let (seg, target) = write(2);
+            let (res, _) = within_10s(p.a.write(seg, target));
+            res.unwrap();
+        });
+        std::thread::sleep(Duration::from_millis(300));
+        assert!(m.release_held_post(), "the post was held");
+        first.join().unwrap();
+        second.join().unwrap();
+    });
+    common::reap_until(&p.cq, 0);
+    assert_eq!(p.a.in_flight(), 0, "every credit came back, no more");
+    assert_eq!(
+        dst.bytes_ro(0..3 * SIZE).unwrap().to_vec(),
+        pattern(3 * SIZE, 6),
+        "every write landed"
+    );
+    Ok(())
+}
+
 fn main() -> std::process::ExitCode {
     common::run(trials![
         host the_same_seed_replays_the_same_schedule,
+        device a_signaled_write_behind_a_cover_gives_back_no_spare_credit,
         host model_devices_never_share_a_gid,
         device a_post_whose_doorbell_fails_keeps_its_buffer_until_the_flush,
         device a_batch_refused_midway_returns_every_segment_in_order,
