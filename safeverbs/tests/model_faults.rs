@@ -549,6 +549,38 @@ fn unsignaled_sends_are_released_when_the_cover_is_refused(dev: &Device) -> Resu
     Ok(())
 }
 
+/// An unsignaled write that would start the chain takes the chain's spare
+/// credit with its own; refused by the provider (nothing queued), it gives
+/// both back and hands its segment back. (Found by cargo-mutants: with the
+/// spare not recorded, the refusal kept it, one slot of the send queue
+/// lost for good.)
+fn a_refused_unsignaled_write_gives_back_the_spare_credit(dev: &Device) -> Result<(), Skip> {
+    let m = model(dev)?;
+    let p = pair::<Rc>(dev, 8);
+    let src = p.pd.register([5u8; 64], Access::local()).unwrap();
+    let dst = p.pd.register([0u8; 64], Access::remote_write()).unwrap();
+    m.inject(Fault::PostRefused { after: 0 });
+    match within_10s(p.a.write_unsignaled(src.read_only().unwrap(), dst.remote().whole())) {
+        Err((Error::Verb { .. }, seg)) => drop(seg),
+        other => panic!(
+            "expected the provider's refusal with the segment, got {:?}",
+            other.map_err(|(e, _)| e)
+        ),
+    }
+    assert_eq!(m.pending_faults(), 0, "the write was posted, and refused");
+    assert_eq!(p.a.in_flight(), 0, "no credit kept by the refused write");
+    // The whole send queue is there: 8 signaled writes at once.
+    let writes: Vec<_> = (0..8)
+        .map(|_| p.a.write(src.read_only().unwrap(), dst.remote().whole()))
+        .collect();
+    for w in writes {
+        let (res, _) = within_10s(w);
+        res.unwrap();
+    }
+    assert_eq!(dst.read_only().unwrap().read(), [5u8; 64]);
+    Ok(())
+}
+
 /// The model's check behind every segment the library hands to the user
 /// (`Segment::from_raw`): bytes that a queued request will still write,
 /// or read while the user may write them, are reported at once. The
@@ -741,6 +773,7 @@ fn main() -> std::process::ExitCode {
     common::run(trials![
         host the_same_seed_replays_the_same_schedule,
         device a_signaled_write_behind_a_cover_gives_back_no_spare_credit,
+        device a_refused_unsignaled_write_gives_back_the_spare_credit,
         host model_devices_never_share_a_gid,
         device a_post_whose_doorbell_fails_keeps_its_buffer_until_the_flush,
         device a_batch_refused_midway_returns_every_segment_in_order,

@@ -78,13 +78,22 @@ fn unsignaled_writes_alone_never_fill_the_queue(dev: &Device) {
     let p = pair::<Rc>(dev, DEPTH);
     let src = p.pd.register([5u8; SIZE], Access::local()).unwrap();
     let dst = p.pd.register([0u8; SIZE], Access::remote_write()).unwrap();
-    let n = common::scale(1000) + 3;
-    for _ in 0..n {
-        let posted = common::block_on_within(
+    let write = || {
+        common::block_on_within(
             std::time::Duration::from_secs(10),
             p.a.write_unsignaled(src.read_only().unwrap(), dst.remote().whole()),
-        );
-        posted.unwrap();
+        )
+    };
+    // Exactly: the first three stay uncovered, the fourth (half the queue)
+    // is signaled after all and covers them.
+    for _ in 0..DEPTH / 2 {
+        write().unwrap();
+    }
+    reap_until(&p.cq, 0);
+    assert_eq!(p.a.in_flight(), 0, "the fourth was signaled");
+    let n = common::scale(1000) + 3;
+    for _ in 0..n {
+        write().unwrap();
     }
     reap_until(&p.cq, (DEPTH / 2 - 1) as usize);
     assert!(
