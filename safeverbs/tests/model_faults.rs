@@ -12,7 +12,9 @@ use std::time::Duration;
 
 use common::{block_on_within, pair, pattern, trials, Skip, Test};
 use safeverbs::model::{Fault, Model};
-use safeverbs::{Access, Device, Error, Rc, Shutdown, WcStatus};
+use safeverbs::{
+    Access, Device, Error, MemoryRegion, Rc, RemoteSegment, Ro, Segment, Shutdown, WcStatus,
+};
 
 fn model(dev: &Device) -> Result<&Model, Skip> {
     dev.model()
@@ -327,13 +329,6 @@ fn destroyed_during_a_post(dev: &Device, batch: bool) -> Result<(), Skip> {
         inbox,
         ..
     } = OneBroken::new(dev);
-    let bounded = |what: &str, done: &dyn Fn() -> bool| {
-        let until = std::time::Instant::now() + Duration::from_secs(10);
-        while !done() {
-            assert!(std::time::Instant::now() < until, "{what} within 10 s");
-            std::thread::sleep(Duration::from_millis(1));
-        }
-    };
     std::thread::scope(|s| {
         m.inject(Fault::HeldPost);
         let held = s.spawn(|| {
@@ -643,29 +638,11 @@ fn the_model_reports_bytes_handed_out_while_a_queued_request_uses_them(
 fn a_signaled_write_never_covers_an_unsignaled_one_still_being_posted(
     dev: &Device,
 ) -> Result<(), Skip> {
-    const SIZE: usize = 64;
+    const SIZE: usize = STRIPE;
     let m = model(dev)?;
     let p = pair::<Rc>(dev, 16);
-    let src =
-        p.pd.register_slice(&pattern(3 * SIZE, 4), Access::local())
-            .unwrap();
-    let dst =
-        p.pd.register_zeroed::<u8>(3 * SIZE, Access::remote_write())
-            .unwrap();
-    let write = |k: usize| {
-        let seg = src.slice_ro(k * SIZE..(k + 1) * SIZE).unwrap();
-        let target = dst
-            .remote()
-            .slice((k * SIZE) as u64..((k + 1) * SIZE) as u64);
-        (seg, target.unwrap())
-    };
-    let bounded = |what: &str, done: &dyn Fn() -> bool| {
-        let until = std::time::Instant::now() + Duration::from_secs(10);
-        while !done() {
-            assert!(std::time::Instant::now() < until, "{what} within 10 s");
-            std::thread::sleep(Duration::from_millis(1));
-        }
-    };
+    let (src, dst) = stripes(&p, 4);
+    let write = |k: usize| stripe(&src, &dst, k);
     // The chain is not empty: a signaled post joins its lock.
     let (seg, target) = write(0);
     within_10s(p.a.write_unsignaled(seg, target)).unwrap();
@@ -709,6 +686,41 @@ fn a_signaled_write_never_covers_an_unsignaled_one_still_being_posted(
     Ok(())
 }
 
+/// The bytes of one write of [`stripes`].
+const STRIPE: usize = 64;
+
+/// Three stripes of a pattern (`seed`), and a zeroed target for them that
+/// the peer may write.
+fn stripes(p: &common::Pair<Rc>, seed: u64) -> (MemoryRegion<[u8]>, MemoryRegion<[u8]>) {
+    let src =
+        p.pd.register_slice(&pattern(3 * STRIPE, seed), Access::local())
+            .unwrap();
+    let dst =
+        p.pd.register_zeroed::<u8>(3 * STRIPE, Access::remote_write())
+            .unwrap();
+    (src, dst)
+}
+
+/// Stripe `k` of `src`, and the same stripe of `dst` as its target.
+fn stripe(
+    src: &MemoryRegion<[u8]>,
+    dst: &MemoryRegion<[u8]>,
+    k: usize,
+) -> (Segment<[u8], Ro>, RemoteSegment<[u8]>) {
+    let bytes = k * STRIPE..(k + 1) * STRIPE;
+    let target = dst.remote().slice(bytes.start as u64..bytes.end as u64);
+    (src.slice_ro(bytes).unwrap(), target.unwrap())
+}
+
+/// Waits up to 10 s for `done`.
+fn bounded(what: &str, done: &dyn Fn() -> bool) {
+    let until = std::time::Instant::now() + Duration::from_secs(10);
+    while !done() {
+        assert!(std::time::Instant::now() < until, "{what} within 10 s");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
 /// Two signaled writes that both find the chain of unsignaled ones
 /// non-empty wait on its lock; the first covers it and gives its spare
 /// credit back; the second, which then finds the chain empty, gives back
@@ -717,22 +729,11 @@ fn a_signaled_write_never_covers_an_unsignaled_one_still_being_posted(
 /// check "a credit given back that was not taken"). Found by
 /// cargo-mutants (`chain.len > 0` → `>= 0` in `Uncovered::posted`).
 fn a_signaled_write_behind_a_cover_gives_back_no_spare_credit(dev: &Device) -> Result<(), Skip> {
-    const SIZE: usize = 64;
+    const SIZE: usize = STRIPE;
     let m = model(dev)?;
     let p = pair::<Rc>(dev, 16);
-    let src =
-        p.pd.register_slice(&pattern(3 * SIZE, 6), Access::local())
-            .unwrap();
-    let dst =
-        p.pd.register_zeroed::<u8>(3 * SIZE, Access::remote_write())
-            .unwrap();
-    let write = |k: usize| {
-        let seg = src.slice_ro(k * SIZE..(k + 1) * SIZE).unwrap();
-        let target = dst
-            .remote()
-            .slice((k * SIZE) as u64..((k + 1) * SIZE) as u64);
-        (seg, target.unwrap())
-    };
+    let (src, dst) = stripes(&p, 6);
+    let write = |k: usize| stripe(&src, &dst, k);
     let (seg, target) = write(0);
     within_10s(p.a.write_unsignaled(seg, target)).unwrap();
     std::thread::scope(|s| {
@@ -743,11 +744,7 @@ fn a_signaled_write_behind_a_cover_gives_back_no_spare_credit(dev: &Device) -> R
             let (res, _) = within_10s(p.a.write(seg, target));
             res.unwrap();
         });
-        let until = std::time::Instant::now() + Duration::from_secs(10);
-        while m.pending_faults() != 0 {
-            assert!(std::time::Instant::now() < until, "the first write is held");
-            std::thread::sleep(Duration::from_millis(1));
-        }
+        bounded("the first write is held", &|| m.pending_faults() == 0);
         // Finds the chain non-empty, and waits for its lock.
         let second = s.spawn(|| {
             let (seg, target) = write(2);
