@@ -65,7 +65,7 @@ fn a_port_or_gid_that_does_not_exist_is_a_clear_error(dev: &Device) -> Result<()
     let err = Device::open_with(&bad_gid).unwrap_err();
     println!("{err}");
     assert!(
-        matches!(&err, Error::NoSuchGid { index: 250, table, .. } if *table <= 250),
+        matches!(&err, Error::NoSuchGid { index: 250, .. }),
         "{err:?}"
     );
     assert!(err.to_string().contains("GID index 250"), "{err}");
