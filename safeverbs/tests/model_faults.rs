@@ -544,6 +544,53 @@ fn unsignaled_sends_are_released_when_the_cover_is_refused(dev: &Device) -> Resu
     Ok(())
 }
 
+/// A shutdown whose cover waits for the chain's lock behind a signaled
+/// write that then covers the chain posts no cover: the chain's spare
+/// credit is already given back, so a cover would be a request no credit
+/// paid for (one more in flight than the send queue holds, caught by the
+/// credits' debug check). The shutdown here is a receive whose doorbell
+/// fails after queueing. (Found by cargo-mutants: `Chain::is_empty` →
+/// `false` in `post_one`'s check.)
+fn a_cover_behind_a_signaled_write_that_covered_the_chain_is_not_posted(
+    dev: &Device,
+) -> Result<(), Skip> {
+    let m = model(dev)?;
+    let p = pair::<Rc>(dev, 16);
+    let (src, dst) = stripes(&p, 8);
+    let land = p.pd.register_zeroed::<u8>(STRIPE, Access::local()).unwrap();
+    let (seg, target) = stripe(&src, &dst, 0);
+    within_10s(p.a.write_unsignaled(seg, target)).unwrap();
+    std::thread::scope(|s| {
+        m.inject(Fault::HeldPost);
+        // Covers the chain, held inside its verb with the chain locked.
+        let signaled = s.spawn(|| {
+            let (seg, target) = stripe(&src, &dst, 1);
+            let (res, _) = within_10s(p.a.write(seg, target));
+            res.map(drop).map_err(|e| e.to_string())
+        });
+        bounded("the signaled write is held", &|| m.pending_faults() == 0);
+        // Shuts the queue pair down; its cover waits for the chain's lock.
+        m.inject(Fault::DoorbellFails);
+        let shutdown = s.spawn(|| {
+            let (res, _) = within_10s(p.a.recv(land.slice_rw(0..STRIPE).unwrap()));
+            res.map(drop).map_err(|e| e.to_string())
+        });
+        bounded("the receive's doorbell failed", &|| m.pending_faults() == 0);
+        std::thread::sleep(Duration::from_millis(300));
+        assert!(m.release_held_post(), "the post was held");
+        println!("signaled write: {:?}", signaled.join().unwrap());
+        let ended = shutdown.join().unwrap();
+        assert!(
+            ended.is_err(),
+            "the receive ends with the shutdown: {ended:?}"
+        );
+    });
+    common::reap_until(&p.cq, 0);
+    assert_eq!(p.a.in_flight(), 0, "every credit came back, no more");
+    assert_eq!(src.live_segments(), 0, "every carve came back");
+    Ok(())
+}
+
 /// An unsignaled write that would start the chain takes the chain's spare
 /// credit with its own; refused by the provider (nothing queued), it gives
 /// both back and hands its segment back. (Found by cargo-mutants: with the
@@ -771,6 +818,7 @@ fn main() -> std::process::ExitCode {
         host the_same_seed_replays_the_same_schedule,
         device a_signaled_write_behind_a_cover_gives_back_no_spare_credit,
         device a_refused_unsignaled_write_gives_back_the_spare_credit,
+        device a_cover_behind_a_signaled_write_that_covered_the_chain_is_not_posted,
         host model_devices_never_share_a_gid,
         device a_post_whose_doorbell_fails_keeps_its_buffer_until_the_flush,
         device a_batch_refused_midway_returns_every_segment_in_order,
